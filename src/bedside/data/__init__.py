@@ -1,0 +1,1 @@
+"""Corpus intake, validation, splitting, EDA and the synthetic corpus (no torch here)."""

@@ -1,0 +1,1 @@
+"""Job specs, the durable queue, the pipeline and the worker."""

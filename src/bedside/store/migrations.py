@@ -1,0 +1,39 @@
+"""Named schema migrations, applied in order inside one transaction each and recorded in
+``schema_migrations``. Add a new migration by appending to ``MIGRATIONS``; never edit one that
+has shipped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, select
+
+from bedside.store import schema
+
+
+def _initial(conn: Connection) -> None:
+    tables = [t for t in schema.metadata.sorted_tables if t.name != "schema_migrations"]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_initial", _initial),
+]
+
+
+def applied(conn: Connection) -> set[str]:
+    return set(conn.execute(select(schema.schema_migrations.c.name)).scalars())
+
+
+def migrate(conn: Connection, now: str) -> list[str]:
+    """Apply pending migrations on ``conn`` (caller owns the transaction). Returns their names."""
+    schema.schema_migrations.create(conn, checkfirst=True)
+    done = applied(conn)
+    ran = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        fn(conn)
+        conn.execute(schema.schema_migrations.insert().values(name=name, applied_at=now))
+        ran.append(name)
+    return ran
