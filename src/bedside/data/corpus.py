@@ -65,7 +65,9 @@ class Corpus:
         return [c.name for c in self.classes]
 
 
-def write_version_files(dest: Path, train: pd.DataFrame, holdout: pd.DataFrame, classes: list[ClassInfo]) -> None:
+def write_version_files(
+    dest: Path, train: pd.DataFrame, holdout: pd.DataFrame, classes: list[ClassInfo]
+) -> None:
     """Write a version's files, readable by the owner only."""
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
     cols = ["row_id", "text", "label", "group"]
@@ -92,11 +94,39 @@ def load_corpus(ws: Workspace, version: int | str | None = None) -> Corpus:
         row = conn.execute(q.order_by(t.c.id.desc())).mappings().first()
     if row is None:
         what = "an active corpus" if version is None else f"corpus version {version!r}"
-        raise NotFoundError(f"the workspace has no {what}.", hint="Add one with `bedside data add FILE`.")
+        raise NotFoundError(
+            f"the workspace has no {what}.", hint="Add one with `bedside data add FILE`."
+        )
     path = ws.root / row["path"]
     classes = [ClassInfo(**c) for c in row["classes"]]
     return Corpus(
-        version_id=row["id"], hash=row["hash"], path=path, classes=classes,
-        train=pd.read_parquet(path / "train.parquet"), holdout=pd.read_parquet(path / "holdout.parquet"),
+        version_id=row["id"],
+        hash=row["hash"],
+        path=path,
+        classes=classes,
+        train=pd.read_parquet(path / "train.parquet"),
+        holdout=pd.read_parquet(path / "holdout.parquet"),
         meta=dict(row),
     )
+
+
+def list_versions(ws: Workspace) -> list[dict[str, Any]]:
+    """Every stored version, oldest first, without the (large) report: id, hash, parent, counts, state."""
+    t = schema.corpus_versions
+    cols = [
+        t.c.id,
+        t.c.hash,
+        t.c.parent_id,
+        t.c.created_at,
+        t.c.n_train,
+        t.c.n_holdout,
+        t.c.classes,
+        t.c.split,
+        t.c.active,
+    ]
+    with ws.store.read() as conn:
+        rows = [dict(r) for r in conn.execute(select(*cols).order_by(t.c.id)).mappings()]
+    for r in rows:
+        r["n_classes"] = len(r.pop("classes"))
+        r["split"] = r["split"].get("method")
+    return rows

@@ -1,0 +1,321 @@
+"""The bundle manifest, ``bedside.toml``: what the model is and how to evaluate and fine-tune it.
+
+``load_manifest(path)`` parses and validates it; ``Manifest.to_dict()`` is the plain dict, with
+every default filled in, that the engine receives as ``JobSpec.manifest``.
+
+Example::
+
+    m = load_manifest(Path("bundle/bedside.toml"))
+    m.kind, m.train.epochs, m.to_dict()["train"]["lora"]["r"]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bedside.errors import BundleError
+
+MANIFEST_NAME = "bedside.toml"
+KINDS = ("encoder", "classifier", "causal-lm")
+PHASE1_METHOD = {"encoder": "similarity", "classifier": "label-mapping", "causal-lm": "prompt"}
+TRAIN_METHODS = ("full", "lora", "head-only")
+POOLINGS = ("mean", "cls")
+CLASS_WEIGHTINGS = ("none", "balanced")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._ -]{1,100}$")
+_TOP_KEYS = ("name", "description", "kind", "phase1", "train", "labels", "descriptions")
+
+
+def _where(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def _check_keys(section: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        where = f"[{section}]" if section else "the top level"
+        raise BundleError(
+            f"{MANIFEST_NAME}: unknown key(s) {', '.join(repr(k) for k in unknown)} in {where}; "
+            f"allowed keys there are: {', '.join(allowed)}.",
+            hint="Fix the spelling or remove the key (see docs/submission-format.md).",
+        )
+
+
+def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise BundleError(
+            f"{MANIFEST_NAME}: {_where(section, key)} must be one of "
+            f"{', '.join(repr(c) for c in choices)}; found {value!r}."
+        )
+    return str(value)
+
+
+def _int(section: str, key: str, value: Any, lo: int | None, hi: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BundleError(
+            f"{MANIFEST_NAME}: {_where(section, key)} must be an integer; found {value!r}."
+        )
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BundleError(
+            f"{MANIFEST_NAME}: {_where(section, key)} must be in the range {lo}..{hi}; found {value}."
+        )
+    return value
+
+
+def _float(section: str, key: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BundleError(
+            f"{MANIFEST_NAME}: {_where(section, key)} must be a number; found {value!r}."
+        )
+    if not lo <= value <= hi:
+        raise BundleError(
+            f"{MANIFEST_NAME}: {_where(section, key)} must be in the range {lo:g}..{hi:g}; found {value:g}."
+        )
+    return float(value)
+
+
+def _str_map(section: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise BundleError(f'{MANIFEST_NAME}: [{section}] must be a table of name = "text" pairs.')
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(v, str) or not v.strip():
+            raise BundleError(
+                f"{MANIFEST_NAME}: {section}.{k!r} must be a non-empty string; found {v!r}."
+            )
+        out[str(k)] = v
+    return out
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] | None = None  # None: the engine picks per architecture
+
+    def __post_init__(self) -> None:
+        s = "train.lora"
+        self.r = _int(s, "r", self.r, 1, 256)
+        self.alpha = _int(s, "alpha", self.alpha, 1, 1024)
+        self.dropout = _float(s, "dropout", self.dropout, 0.0, 0.5)
+        if self.target_modules is not None:
+            tm = self.target_modules
+            if not isinstance(tm, list) or not tm or not all(isinstance(x, str) and x for x in tm):
+                raise BundleError(
+                    f"{MANIFEST_NAME}: train.lora.target_modules must be a non-empty list of module "
+                    f'names such as ["query", "value"]; found {tm!r}.',
+                    hint="Leave it out to let bedside pick the attention projections for the architecture.",
+                )
+
+
+@dataclass
+class TrainConfig:
+    method: str = "full"
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 256
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    class_weighting: str = "balanced"
+    seed: int = 0
+    validation_fraction: float = 0.1
+    early_stopping_patience: int = 2
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self) -> None:
+        s = "train"
+        self.method = _choice(s, "method", self.method, TRAIN_METHODS)
+        self.epochs = _int(s, "epochs", self.epochs, 1, 20)
+        self.learning_rate = _float(s, "learning_rate", self.learning_rate, 1e-6, 1e-1)
+        self.batch_size = _int(s, "batch_size", self.batch_size, 1, 256)
+        self.max_length = _int(s, "max_length", self.max_length, 16, 2048)
+        self.warmup_ratio = _float(s, "warmup_ratio", self.warmup_ratio, 0.0, 0.5)
+        self.weight_decay = _float(s, "weight_decay", self.weight_decay, 0.0, 0.3)
+        self.class_weighting = _choice(s, "class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
+        self.seed = _int(s, "seed", self.seed, 0, 2**32 - 1)
+        self.validation_fraction = _float(
+            s, "validation_fraction", self.validation_fraction, 0.0, 0.3
+        )
+        self.early_stopping_patience = _int(
+            s, "early_stopping_patience", self.early_stopping_patience, 0, 10
+        )
+
+
+@dataclass
+class Phase1Config:
+    method: str
+    pooling: str | None = None  # encoder only; default "mean"
+    prompt: str | None = None  # causal-lm only; must contain {text} and {labels}
+
+
+@dataclass
+class Manifest:
+    """A validated ``bedside.toml``."""
+
+    name: str
+    kind: str
+    phase1: Phase1Config
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # checkpoint label -> workspace class
+    descriptions: dict[str, str] = field(default_factory=dict)  # workspace class -> description
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise BundleError(
+                f"{MANIFEST_NAME}: name must be 1..100 characters of letters, digits, '.', '_', '-' "
+                f"or spaces; found {self.name!r}."
+            )
+        if not isinstance(self.description, str) or len(self.description) > 2000:
+            raise BundleError(
+                f"{MANIFEST_NAME}: description must be text of at most 2000 characters."
+            )
+        self.kind = _choice("", "kind", self.kind, KINDS)
+        expected = PHASE1_METHOD[self.kind]
+        if self.phase1.method != expected:
+            raise BundleError(
+                f"{MANIFEST_NAME}: phase1.method {self.phase1.method!r} does not match kind "
+                f"{self.kind!r}; a {self.kind} bundle uses phase1.method = {expected!r}.",
+                hint="Either change kind or set the matching phase-1 method (or leave it out).",
+            )
+        p1 = self.phase1
+        if self.kind == "encoder":
+            p1.pooling = _choice("phase1", "pooling", p1.pooling or "mean", POOLINGS)
+        elif p1.pooling is not None:
+            raise BundleError(
+                f'{MANIFEST_NAME}: phase1.pooling applies to kind = "encoder" only; found it for {self.kind!r}.'
+            )
+        if p1.prompt is not None:
+            if self.kind != "causal-lm":
+                raise BundleError(
+                    f'{MANIFEST_NAME}: phase1.prompt applies to kind = "causal-lm" only; found it for {self.kind!r}.'
+                )
+            if (
+                not isinstance(p1.prompt, str)
+                or "{text}" not in p1.prompt
+                or "{labels}" not in p1.prompt
+            ):
+                raise BundleError(
+                    f"{MANIFEST_NAME}: phase1.prompt must contain the placeholders {{text}} and {{labels}}; "
+                    f"found {p1.prompt!r}."
+                )
+        if self.kind == "classifier" and not self.labels:
+            raise BundleError(
+                f"{MANIFEST_NAME}: a classifier bundle needs a [labels] table mapping each checkpoint "
+                "label (as in config.json id2label) to a workspace class name; found none.",
+                hint='Example: [labels]\nLABEL_0 = "neoplasms"',
+            )
+        if self.kind != "classifier" and self.labels:
+            raise BundleError(
+                f'{MANIFEST_NAME}: [labels] applies to kind = "classifier" only; found it for {self.kind!r}.',
+                hint="Use [descriptions] to describe the classes for zero-shot instead.",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict with every default filled in (what the engine reads)."""
+        t = self.train
+        train = {f.name: getattr(t, f.name) for f in fields(t) if f.name != "lora"}
+        lora = t.lora
+        train["lora"] = {
+            "r": lora.r,
+            "alpha": lora.alpha,
+            "dropout": lora.dropout,
+            "target_modules": list(lora.target_modules) if lora.target_modules else None,
+        }
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "phase1": {
+                "method": self.phase1.method,
+                "pooling": self.phase1.pooling,
+                "prompt": self.phase1.prompt,
+            },
+            "train": train,
+            "labels": dict(self.labels),
+            "descriptions": dict(self.descriptions),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """Validate a parsed ``bedside.toml`` (or a ``to_dict()`` result)."""
+        if not isinstance(data, Mapping):
+            raise BundleError(f"{MANIFEST_NAME} must be a TOML table.")
+        _check_keys("", data, _TOP_KEYS)
+        for key in ("name", "kind"):
+            if key not in data:
+                raise BundleError(
+                    f"{MANIFEST_NAME}: the required key {key!r} is missing.",
+                    hint='Start from: name = "my-model"\nkind = "encoder"  # or "classifier", "causal-lm"',
+                )
+        kind = _choice("", "kind", data["kind"], KINDS)
+        p1_raw = _table(data, "phase1")
+        _check_keys("phase1", p1_raw, ("method", "pooling", "prompt"))
+        phase1 = Phase1Config(
+            method=p1_raw.get("method", PHASE1_METHOD[kind]),
+            pooling=p1_raw.get("pooling"),
+            prompt=p1_raw.get("prompt"),
+        )
+        tr_raw = dict(_table(data, "train"))
+        train_keys = tuple(f.name for f in fields(TrainConfig))
+        _check_keys("train", tr_raw, train_keys)
+        lora_raw = tr_raw.pop("lora", None) or {}
+        if not isinstance(lora_raw, Mapping):
+            raise BundleError(f"{MANIFEST_NAME}: [train.lora] must be a table; found {lora_raw!r}.")
+        _check_keys("train.lora", lora_raw, tuple(f.name for f in fields(LoraConfig)))
+        train = TrainConfig(**tr_raw, lora=LoraConfig(**lora_raw))
+        labels = _str_map("labels", data["labels"]) if "labels" in data else {}
+        descriptions = (
+            _str_map("descriptions", data["descriptions"]) if "descriptions" in data else {}
+        )
+        return cls(
+            name=data["name"],
+            kind=kind,
+            phase1=phase1,
+            train=train,
+            description=data.get("description") or "",
+            labels=labels,
+            descriptions=descriptions,
+        )
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise BundleError(f"{MANIFEST_NAME}: [{key}] must be a table; found {value!r}.")
+    return value
+
+
+def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
+    """Parse TOML text into a validated Manifest."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BundleError(
+            f"{source} is not valid TOML: {e}.", hint="Check it with any TOML validator."
+        ) from e
+    return Manifest.from_dict(data)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate ``bedside.toml`` (``path`` may be the file or the bundle directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(
+            f"the bundle has no {MANIFEST_NAME} (looked for {path}).",
+            hint="Every bundle needs a bedside.toml beside config.json; see docs/submission-format.md.",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{MANIFEST_NAME} is not UTF-8 text.") from e
+    return parse_manifest(text)

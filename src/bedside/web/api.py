@@ -1,0 +1,329 @@
+"""The JSON API under ``/api``. Thin: every route calls a library function.
+
+Roles: the owner sees everything; a contributor sees their own submissions, jobs and results
+(someone else's is a 404, exactly like a missing one), the aggregate EDA and the leaderboard as
+``bedside.leaderboard`` allows; anonymous callers see only the published leaderboard and the
+health check. No route returns per-record predictions or corpus text.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from bedside import __version__, leaderboard
+from bedside.errors import BedsideError, ConfigError
+from bedside.store import audit
+from bedside.web import queries
+from bedside.web.deps import WS, MaybeViewer, Owner, Viewer
+from bedside.web.upload import receive_bundle
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
+    message: str = Field(description="What was expected and what was found.")
+    hint: str | None = Field(default=None, description="What to do about it.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ContributorCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="Vendor name, unique in the workspace.")
+    max_submissions: int | None = Field(default=None, ge=0, description="Default: the policy's default_submissions.")
+    budget_pflops: float | None = Field(default=None, ge=0, description="Default: the policy's default_budget_pflops.")
+
+
+class ContributorUpdate(BaseModel):
+    max_submissions: int | None = Field(default=None, ge=0)
+    budget_pflops: float | None = Field(default=None, ge=0)
+    revoked: bool | None = None
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": desc}
+    for code, desc in (
+        (401, "No token, or a token that is not valid (or revoked)."),
+        (404, "Not found, or not yours (the API does not say which)."),
+        (422, "A value the API cannot take."),
+    )
+}
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+
+Json = dict[str, Any]
+
+
+class UnavailableError(BedsideError):
+    """A part of bedside this route needs is not installed in this build."""
+
+    code = "unavailable"
+    http_status = 501
+
+
+def _contributors_module() -> Any:
+    try:
+        from bedside.submissions import contributors
+    except ImportError as e:  # pragma: no cover - only in a partial build
+        raise UnavailableError("contributor management is not available in this build.") from e
+    return contributors
+
+
+# -- everyone -----------------------------------------------------------------------------
+@router.get("/health", tags=["meta"], summary="Liveness check (no token needed).")
+def health() -> Json:
+    return {"ok": True, "version": __version__}
+
+
+@router.get("/me", tags=["meta"], summary="Who am I; a contributor's remaining submissions and budget.")
+def me(ws: WS, p: Viewer) -> Json:
+    out: Json = {"role": p.role, "name": p.name, "published": leaderboard.is_published(ws)}
+    if p.is_owner:
+        return out
+    info = queries.get_contributor(ws, p.name)
+    keep = (
+        "max_submissions",
+        "submissions_used",
+        "submissions_left",
+        "budget_pflops",
+        "used_pflops",
+        "reserved_pflops",
+        "budget_left_pflops",
+    )
+    out.update({k: info[k] for k in keep if k in info})
+    return out
+
+
+@router.get("/leaderboard", tags=["leaderboard"], summary="The leaderboard rows this caller may see.")
+def get_leaderboard(ws: WS, p: MaybeViewer) -> Json:
+    """Owner: every row. Contributor: own rows and the baseline until published, then all.
+    Anonymous: only once published."""
+    return leaderboard.build_leaderboard(ws, p)
+
+
+@router.get("/impact", tags=["leaderboard"], summary="Business impact of the visible leaderboard rows.")
+def get_impact(
+    ws: WS,
+    p: MaybeViewer,
+    abstracts_per_year: Annotated[int | None, Query(ge=0)] = None,
+    cost_per_missed_paper: Annotated[float | None, Query(ge=0)] = None,
+    reviewer_cost_per_fte: Annotated[float | None, Query(ge=0)] = None,
+    reviewer_fte: Annotated[float | None, Query(ge=0)] = None,
+    ai_cost_per_year: Annotated[float | None, Query(ge=0, description="Default AI cost per vendor.")] = None,
+    baseline_cost_per_year: Annotated[float, Query(ge=0)] = 0.0,
+    currency: Annotated[str | None, Query(max_length=8)] = None,
+    ai_cost: Annotated[
+        list[str] | None, Query(description="Per-vendor AI cost as `VENDOR=AMOUNT`; repeat for several.")
+    ] = None,
+) -> Json:
+    assumptions = {
+        "abstracts_per_year": abstracts_per_year,
+        "cost_per_missed_paper": cost_per_missed_paper,
+        "reviewer_cost_per_fte": reviewer_cost_per_fte,
+        "reviewer_fte": reviewer_fte,
+        "ai_cost_per_year": ai_cost_per_year,
+        "currency": currency,
+    }
+    return leaderboard.impact_rows(ws, p, assumptions, parse_ai_costs(ai_cost or []), baseline_cost_per_year)
+
+
+def parse_ai_costs(items: list[str]) -> dict[str, float]:
+    """``["vendor A=12000", ...]`` -> ``{"vendor A": 12000.0}``; raises ConfigError."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, raw = item.rpartition("=")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not sep or not name.strip() or value < 0:
+            raise ConfigError(f"expected VENDOR=AMOUNT with AMOUNT >= 0, got {item!r}.", hint="e.g. ai_cost=acme=12000")
+        out[name.strip()] = value
+    return out
+
+
+@router.get("/eda", tags=["data"], summary="The aggregate, k-suppressed EDA report of the active corpus.")
+def get_eda(ws: WS, p: Viewer) -> Json:
+    corpus = leaderboard.active_corpus(ws)
+    return {
+        "corpus_version": {"id": corpus["id"], "hash": corpus["hash"]} if corpus else None,
+        "eda": leaderboard.corpus_eda(ws) if corpus else None,
+    }
+
+
+# -- submissions, jobs, results -----------------------------------------------------------
+@router.get("/submissions", tags=["submissions"], summary="Submissions: the caller's own (owner: all).")
+def list_submissions(
+    ws: WS, p: Viewer, contributor: Annotated[str | None, Query(description="Owner only: filter by vendor.")] = None
+) -> Json:
+    return {"submissions": queries.list_submissions(ws, p, contributor)}
+
+
+@router.post(
+    "/submissions",
+    tags=["submissions"],
+    status_code=201,
+    summary="Upload a model bundle (multipart field `bundle`); validates it and queues its jobs.",
+    responses={
+        413: {"model": ErrorResponse, "description": "The upload is larger than the workspace allows."},
+        429: {"model": ErrorResponse, "description": "Submission limit or compute budget reached."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["bundle"],
+                        "properties": {
+                            "bundle": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The bundle archive (.tar.gz, .tgz, .tar or .zip).",
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def create_submission(
+    request: Request,
+    ws: WS,
+    p: Viewer,
+    contributor: Annotated[str | None, Query(description="Owner only: submit on behalf of this vendor.")] = None,
+) -> Json:
+    from starlette.concurrency import run_in_threadpool
+
+    if p.is_owner and not contributor:
+        raise ConfigError("the owner must name the vendor to submit for.", hint="Add ?contributor=NAME.")
+    vendor = contributor if p.is_owner and contributor else p.name
+    try:
+        from bedside.submissions.intake import submit_bundle
+    except ImportError as e:  # pragma: no cover - only in a partial build
+        raise UnavailableError("bundle intake is not available in this build.") from e
+    limit = request.app.state.max_upload_bytes or ws.policy().max_bundle_mb * 2**20
+    tmp = ws.root / "uploads"
+    upload = await receive_bundle(request, tmp, limit)
+    try:
+        sub = await run_in_threadpool(submit_bundle, ws, upload.path, vendor, p.name)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    return dict(sub)
+
+
+@router.get("/submissions/{submission_id}", tags=["submissions"], summary="One submission, its jobs and results.")
+def get_submission(ws: WS, p: Viewer, submission_id: int) -> Json:
+    return queries.get_submission(ws, p, submission_id)
+
+
+@router.get(
+    "/submissions/{submission_id}/results", tags=["submissions"], summary="A submission's results (aggregate only)."
+)
+def get_submission_results(ws: WS, p: Viewer, submission_id: int) -> Json:
+    return {"results": queries.submission_results(ws, p, submission_id)}
+
+
+@router.post("/submissions/{submission_id}/rerun", tags=["owner"], summary="Queue a submission's jobs again.")
+def rerun_submission(ws: WS, p: Owner, submission_id: int) -> Json:
+    return queries.rerun_submission(ws, submission_id, actor=p.name)
+
+
+@router.get("/results/{result_id}", tags=["submissions"], summary="One result (aggregate metrics only).")
+def get_result(ws: WS, p: Viewer, result_id: int) -> Json:
+    return queries.get_result(ws, p, result_id)
+
+
+@router.get("/jobs", tags=["owner"], summary="All jobs, newest first, with states, attempts and errors.")
+def list_jobs(ws: WS, p: Owner, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Json:
+    return {"jobs": queries.list_jobs(ws, limit)}
+
+
+@router.get("/jobs/{job_id}", tags=["submissions"], summary="A job's state and latest progress record.")
+def get_job(ws: WS, p: Viewer, job_id: int) -> Json:
+    return queries.get_job(ws, p, job_id)
+
+
+@router.get("/jobs/{job_id}/events", tags=["submissions"], summary="A job's progress records (training curve).")
+def get_job_events(ws: WS, p: Viewer, job_id: int) -> Json:
+    return {"events": queries.job_events(ws, p, job_id)}
+
+
+@router.get("/jobs/{job_id}/log", tags=["owner"], summary="The end of a job's log (owner only).")
+def get_job_log(ws: WS, p: Owner, job_id: int) -> Json:
+    queries.get_job(ws, p, job_id)
+    return {"job_id": job_id, "log_tail": queries.job_log_tail(ws, job_id)}
+
+
+# -- owner: contributors, publishing, corpus, audit ------------------------------------
+@router.get("/contributors", tags=["owner"], summary="Contributors with their limits and what is left.")
+def list_contributors(ws: WS, p: Owner) -> Json:
+    return {"contributors": queries.list_contributors(ws)}
+
+
+@router.post(
+    "/contributors",
+    tags=["owner"],
+    status_code=201,
+    summary="Create a contributor; the response holds their API token, shown this once.",
+)
+def create_contributor(ws: WS, p: Owner, body: ContributorCreate) -> Json:
+    rec, token = _contributors_module().add_contributor(
+        ws, body.name, max_submissions=body.max_submissions, budget_pflops=body.budget_pflops, actor=p.name
+    )
+    return {"contributor": queries.get_contributor(ws, rec["name"]), "token": token}
+
+
+@router.get("/contributors/{name}", tags=["owner"], summary="One contributor.")
+def get_contributor(ws: WS, p: Owner, name: str) -> Json:
+    return queries.get_contributor(ws, name)
+
+
+@router.patch("/contributors/{name}", tags=["owner"], summary="Change a contributor's limits, budget, or revoke.")
+def update_contributor(ws: WS, p: Owner, name: str, body: ContributorUpdate) -> Json:
+    queries.get_contributor(ws, name)  # 404 first
+    _contributors_module().update_contributor(
+        ws,
+        name,
+        max_submissions=body.max_submissions,
+        budget_pflops=body.budget_pflops,
+        revoked=body.revoked,
+        actor=p.name,
+    )
+    return queries.get_contributor(ws, name)
+
+
+@router.post("/publish", tags=["owner"], summary="Publish the leaderboard to every contributor.")
+def publish(ws: WS, p: Owner) -> Json:
+    return leaderboard.set_published(ws, True, actor=p.name)
+
+
+@router.post("/unpublish", tags=["owner"], summary="Withdraw the published leaderboard.")
+def unpublish(ws: WS, p: Owner) -> Json:
+    return leaderboard.set_published(ws, False, actor=p.name)
+
+
+@router.get("/corpus-versions", tags=["owner"], summary="Corpus versions (metadata only, never text).")
+def list_corpus_versions(ws: WS, p: Owner) -> Json:
+    return {"corpus_versions": queries.list_corpus_versions(ws)}
+
+
+@router.get("/corpus-versions/{version_id}", tags=["owner"], summary="One corpus version's metadata.")
+def get_corpus_version(ws: WS, p: Owner, version_id: int) -> Json:
+    return queries.get_corpus_version(ws, version_id)
+
+
+@router.get("/audit", tags=["owner"], summary="The latest audit-log entries.")
+def list_audit(ws: WS, p: Owner, limit: Annotated[int, Query(ge=1, le=10000)] = 100) -> Json:
+    return {"entries": audit.entries(ws.store, limit=limit)}
+
+
+@router.get("/audit/verify", tags=["owner"], summary="Check the audit log's hash chain.")
+def verify_audit(ws: WS, p: Owner) -> Json:
+    ok, message = audit.verify(ws.store)
+    return {"ok": ok, "message": message}

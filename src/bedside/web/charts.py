@@ -1,0 +1,300 @@
+"""Server-side charts as inline SVG strings (matplotlib, Agg-free SVG canvas, imported lazily).
+
+Every function returns an ``<svg>`` element sized by its viewBox (it scales with the page) with
+text kept as text, so the pages need no JavaScript and nothing from a CDN. Functions return ""
+when there is nothing to draw.
+
+Example::
+
+    svg = per_class_svg(result["metrics"]["per_class"], highlight={"digestive system diseases"})
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+# A calm clinical palette: slate, teal, sand; the accent marks small classes.
+INK = "#1f2d3a"
+MUTED = "#6b7b8c"
+GRID = "#e3e8ee"
+SERIES = ("#2a7f8f", "#8fb8c9", "#c9a86a", "#5b6c8f", "#9bb07a")
+ACCENT = "#c0563b"
+
+_LOCK = threading.Lock()  # rcParams are process-global; charts render one at a time
+_SVG_SIZE = re.compile(r'<svg([^>]*?) width="[^"]*" height="[^"]*"')
+
+
+def _render(draw: Callable[[Any], None], width: float = 6.4, height: float = 3.2, title: str = "") -> str:
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    rc = {
+        "svg.fonttype": "none",
+        "font.family": "sans-serif",
+        "font.size": 9,
+        "axes.edgecolor": GRID,
+        "axes.labelcolor": INK,
+        "axes.titlesize": 10,
+        "axes.titleweight": "bold",
+        "xtick.color": MUTED,
+        "ytick.color": MUTED,
+        "text.color": INK,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+    with _LOCK, matplotlib.rc_context(rc):
+        fig = Figure(figsize=(width, height))
+        FigureCanvasSVG(fig)
+        ax = fig.add_subplot(111)
+        draw(ax)
+        if title:
+            ax.set_title(title, loc="left", color=INK)
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", transparent=True)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    title_attr = f' role="img" aria-label="{_esc(title)}"' if title else ' role="img"'
+    return _SVG_SIZE.sub(rf'<svg\1 width="100%"{title_attr} class="chart"', svg, count=1)
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def _short(label: str, n: int = 16) -> str:
+    label = str(label)
+    return label if len(label) <= n else label[: n - 1] + "…"
+
+
+def _grid(ax: Any, axis: str = "y") -> None:
+    ax.grid(axis=axis, color=GRID, linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def grouped_bars_svg(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str = "",
+    ylabel: str = "",
+    ylim: tuple[float, float] | None = (0.0, 1.0),
+    highlight: Iterable[str] = (),
+) -> str:
+    """Grouped vertical bars: one group per label, one bar per series."""
+    if not labels or not series:
+        return ""
+    marked = set(highlight)
+
+    def draw(ax: Any) -> None:
+        n = len(series)
+        width = 0.8 / n
+        for i, (name, values) in enumerate(series.items()):
+            xs = [k + (i - (n - 1) / 2) * width for k in range(len(labels))]
+            ax.bar(xs, [v or 0.0 for v in values], width=width * 0.92, label=name, color=SERIES[i % len(SERIES)])
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels([_short(x) for x in labels], rotation=0)
+        for tick, lab in zip(ax.get_xticklabels(), labels, strict=True):
+            if lab in marked:
+                tick.set_color(ACCENT)
+                tick.set_fontweight("bold")
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.set_ylabel(ylabel)
+        _grid(ax)
+        if n > 1:
+            ax.legend(frameon=False, ncol=n, loc="upper left", bbox_to_anchor=(0, 1.02), fontsize=8)
+
+    return _render(draw, title=title)
+
+
+def per_class_svg(per_class: Sequence[Mapping[str, Any]], highlight: Iterable[str] = ()) -> str:
+    """Precision, recall and F1 per class (small classes' labels in the accent colour)."""
+    labels = [str(pc["name"]) for pc in per_class]
+    series = {k: [float(pc.get(k) or 0.0) for pc in per_class] for k in ("precision", "recall", "f1")}
+    return grouped_bars_svg(labels, series, title="Per class", ylabel="score", highlight=highlight)
+
+
+def confusion_svg(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
+    """A confusion-matrix heatmap, row-normalised colours, raw counts written in the cells."""
+    if not labels or not matrix:
+        return ""
+
+    def draw(ax: Any) -> None:
+        totals = [max(1, sum(row)) for row in matrix]
+        norm = [[v / t for v in row] for row, t in zip(matrix, totals, strict=True)]
+        ax.imshow(norm, cmap="BuGn", vmin=0, vmax=1)
+        for i, row in enumerate(matrix):
+            for j, v in enumerate(row):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="white" if norm[i][j] > 0.6 else INK)
+        ticks = [_short(x, 12) for x in labels]
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(ticks, rotation=30, ha="right")
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(ticks)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for s in ax.spines.values():
+            s.set_visible(False)
+
+    return _render(draw, width=5.2, height=4.2, title="Confusion matrix")
+
+
+def robustness_svg(bins: Sequence[Mapping[str, Any]], edges: Sequence[float] = ()) -> str:
+    """Macro-F1 per abstract-length bin."""
+    if not bins:
+        return ""
+    labels = [str(b.get("name")) for b in bins]
+    if len(edges) == len(bins) - 1 == 2:
+        lo, hi = int(edges[0]), int(edges[1])
+        labels = [f"{labels[0]}\n< {lo} words", f"{labels[1]}\n{lo}–{hi}", f"{labels[2]}\n> {hi} words"]
+    values = [float(b.get("macro_f1") or 0.0) for b in bins]
+
+    def draw(ax: Any) -> None:
+        ax.bar(range(len(values)), values, color=SERIES[0], width=0.55)
+        for k, v in enumerate(values):
+            ax.text(k, v + 0.02, f"{v:.3f}", ha="center", fontsize=8, color=INK)
+        ax.set_xticks(range(len(values)))
+        ax.set_xticklabels(labels)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("macro-F1")
+        _grid(ax)
+
+    return _render(draw, width=5.2, height=3.0, title="Length robustness")
+
+
+def curve_svg(events: Sequence[Mapping[str, Any]]) -> str:
+    """Training loss and validation macro-F1 against the optimiser step."""
+    loss = [(e["step"], e["loss"]) for e in events if e.get("loss") is not None and e.get("step") is not None]
+    val = [(e["step"], e["val_macro_f1"]) for e in events if e.get("val_macro_f1") is not None and e.get("step") is not None]
+    if not loss and not val:
+        return ""
+
+    def draw(ax: Any) -> None:
+        if loss:
+            ax.plot([s for s, _ in loss], [v for _, v in loss], color=SERIES[0], linewidth=1.6, label="train loss")
+            ax.set_ylabel("loss")
+        ax.set_xlabel("step")
+        _grid(ax, "both")
+        if val:
+            ax2 = ax.twinx() if loss else ax
+            ax2.plot([s for s, _ in val], [v for _, v in val], color=SERIES[2], marker="o", markersize=3, linewidth=1.4, label="val macro-F1")
+            ax2.set_ylim(0, 1)
+            ax2.set_ylabel("val macro-F1")
+            ax2.spines["right"].set_visible(True)
+        handles = [h for a in fig_axes(ax) for h in a.get_legend_handles_labels()[0]]
+        ax.legend(handles=handles, frameon=False, loc="upper center", fontsize=8, ncol=2)
+
+    return _render(draw, width=6.0, height=3.0, title="Training curve")
+
+
+def fig_axes(ax: Any) -> list[Any]:
+    return list(ax.figure.axes)
+
+
+def leaderboard_svg(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Macro-F1 with its 95 % CI per leaderboard row (baseline in grey), best at the top."""
+    rows = [r for r in rows if r.get("macro_f1") is not None]
+    if not rows:
+        return ""
+
+    def draw(ax: Any) -> None:
+        ys = list(range(len(rows)))[::-1]
+        for y, r in zip(ys, rows, strict=True):
+            ci = r.get("macro_f1_ci") or [r["macro_f1"], r["macro_f1"]]
+            color = MUTED if r.get("kind") == "baseline" else SERIES[0]
+            ax.plot([ci[0], ci[1]], [y, y], color=color, linewidth=2.2, solid_capstyle="round")
+            ax.plot([r["macro_f1"]], [y], "o", color=color, markersize=6)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([f"{_short(str(r['model']), 22)} ({r.get('rank_label') or ''})" for r in rows])
+        ax.set_xlabel("macro-F1 (95 % CI)")
+        lo = min((r.get("macro_f1_ci") or [r["macro_f1"]])[0] for r in rows)
+        ax.set_xlim(max(0.0, lo - 0.05), 1.0)
+        _grid(ax, "x")
+
+    return _render(draw, width=6.4, height=0.5 + 0.42 * len(rows), title="Macro-F1 with 95 % confidence interval")
+
+
+def impact_svg(rows: Sequence[Mapping[str, Any]], currency: str) -> str:
+    """Total annual cost per model, stacked: missed papers, reviewers, AI."""
+    if not rows:
+        return ""
+
+    def draw(ax: Any) -> None:
+        labels = [_short(str(r["model"]), 18) for r in rows]
+        ys = list(range(len(rows)))[::-1]
+        left = [0.0] * len(rows)
+        for (key, name), color in zip(
+            (("miss_cost", "missed papers"), ("reviewer_cost", "reviewers"), ("ai_cost", "AI")),
+            (ACCENT, SERIES[1], SERIES[0]),
+            strict=True,
+        ):
+            vals = [float(r.get(key) or 0.0) for r in rows]
+            ax.barh(ys, vals, left=left, color=color, label=name, height=0.6)
+            left = [a + b for a, b in zip(left, vals, strict=True)]
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels)
+        ax.set_xlabel(f"annual cost ({currency})")
+        ax.xaxis.set_major_formatter(_thousands())
+        _grid(ax, "x")
+        ax.legend(frameon=False, ncol=3, loc="lower right", bbox_to_anchor=(1, 1.0), fontsize=8)
+
+    return _render(draw, width=6.4, height=0.9 + 0.45 * len(rows), title="Estimated total annual cost")
+
+
+def _thousands() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda x, _pos: f"{x:,.0f}")
+
+
+def class_distribution_svg(shares: Mapping[str, float], counts: Mapping[str, float] | None = None, highlight: Iterable[str] = ()) -> str:
+    """Share of each class (horizontal bars; small classes in the accent colour)."""
+    if not shares:
+        return ""
+    marked = set(highlight)
+    items = sorted(shares.items(), key=lambda kv: kv[1])
+
+    def draw(ax: Any) -> None:
+        ys = list(range(len(items)))
+        colors = [ACCENT if name in marked else SERIES[0] for name, _ in items]
+        ax.barh(ys, [v for _, v in items], color=colors, height=0.6)
+        for y, (name, v) in zip(ys, items, strict=True):
+            extra = f"  (n={int(counts[name])})" if counts and counts.get(name) is not None else ""
+            ax.text(v + 0.005, y, f"{v:.1%}{extra}", va="center", fontsize=8, color=INK)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([_short(n, 26) for n, _ in items])
+        ax.set_xlim(0, max(v for _, v in items) * 1.35)
+        ax.xaxis.set_major_formatter(_percent())
+        _grid(ax, "x")
+
+    return _render(draw, width=6.4, height=0.8 + 0.42 * len(items), title="Class distribution")
+
+
+def _percent() -> Any:
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(1.0, decimals=0)
+
+
+def histograms_svg(hists: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str = "words per abstract") -> str:
+    """Overlaid step histograms: ``{class: (edges, counts)}``."""
+    if not hists:
+        return ""
+
+    def draw(ax: Any) -> None:
+        for i, (name, (edges, counts)) in enumerate(hists.items()):
+            if len(edges) != len(counts) + 1:
+                continue
+            ax.stairs(list(counts), list(edges), color=SERIES[i % len(SERIES)], linewidth=1.6, label=_short(name, 24))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("abstracts")
+        _grid(ax)
+        ax.legend(frameon=False, fontsize=8)
+
+    return _render(draw, width=6.4, height=3.2, title="Abstract length per class")

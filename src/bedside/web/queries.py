@@ -1,0 +1,314 @@
+"""Read models for the web layer: what one principal may see of submissions, jobs and results.
+
+Every function takes the viewer; a contributor asking for something that is not theirs gets
+``NotFoundError`` (the same answer as for something that does not exist), never a 403.
+Nothing here returns per-record predictions or corpus text: results are reduced to their
+aggregate metrics (an allow-list) and contributors see only an allow-list of provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bedside.errors import NotFoundError
+from bedside.leaderboard import _round
+from bedside.store import audit, schema
+from bedside.store.store import utcnow
+
+if TYPE_CHECKING:
+    from bedside.auth import Principal
+    from bedside.workspace import Workspace
+
+# Aggregate metric keys that may leave the workspace (see "Result metrics" in architecture.md).
+METRIC_KEYS = (
+    "n", "macro_f1", "macro_f1_ci", "accuracy", "per_class", "confusion", "robustness", "ece",
+    "calibration", "resamples", "seed", "delta_vs_phase1", "weighted_f1", "micro_f1",
+)
+PER_CLASS_KEYS = ("name", "precision", "recall", "f1", "support", "recall_ci", "precision_ci", "f1_ci", "share")
+PROVENANCE_KEYS = (
+    "corpus_hash", "corpus_version", "bundle_hash", "recipe", "compute", "wall_s", "peak_rss_mb",
+    "peak_memory_mb", "tier", "isolation_tier", "device", "seed",
+)
+JOB_TERMINAL = ("done", "failed", "cancelled")
+LOG_TAIL_CHARS = 4000
+
+
+def _nf(what: str, ident: object) -> NotFoundError:
+    return NotFoundError(f"no {what} {ident} in this workspace.", hint="Check the id; you can only see your own.")
+
+
+def public_metrics(metrics: Mapping[str, Any], decimals: int) -> dict[str, Any]:
+    """The aggregate part of a result's metrics, rounded to the released precision."""
+    out: dict[str, Any] = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
+    if "per_class" in out:
+        out["per_class"] = [{k: pc[k] for k in PER_CLASS_KEYS if k in pc} for pc in out["per_class"] or []]
+    conf = out.get("confusion")
+    if isinstance(conf, Mapping):
+        out["confusion"] = {"labels": conf.get("labels"), "matrix": conf.get("matrix")}
+    return _round(out, decimals)
+
+
+def public_provenance(prov: Mapping[str, Any], owner: bool) -> dict[str, Any]:
+    return dict(prov) if owner else {k: prov[k] for k in PROVENANCE_KEYS if k in prov}
+
+
+# -- submissions ------------------------------------------------------------------------
+def _submission_row(ws: Workspace, viewer: Principal, submission_id: int) -> dict[str, Any]:
+    s, c = schema.submissions, schema.contributors
+    q = (
+        select(s, c.c.name.label("contributor"))
+        .select_from(s.join(c, s.c.contributor_id == c.c.id))
+        .where(s.c.id == submission_id)
+    )
+    with ws.store.read() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None or (not viewer.is_owner and row["contributor_id"] != viewer.contributor_id):
+        raise _nf("submission", submission_id)
+    return dict(row)
+
+
+def submission_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "contributor": row["contributor"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "counted": bool(row["counted"]),
+        "created_at": row["created_at"],
+        "corpus_version_id": row["corpus_version_id"],
+        "bundle_hash": row["bundle_hash"],
+        "estimate": row["estimate"],
+    }
+
+
+def list_submissions(ws: Workspace, viewer: Principal, contributor: str | None = None) -> list[dict[str, Any]]:
+    """Submissions the viewer may see (owner: all, or those of ``contributor``)."""
+    s, c = schema.submissions, schema.contributors
+    q = select(s, c.c.name.label("contributor")).select_from(s.join(c, s.c.contributor_id == c.c.id))
+    if not viewer.is_owner:
+        q = q.where(s.c.contributor_id == viewer.contributor_id)
+    elif contributor:
+        q = q.where(c.c.name == contributor)
+    with ws.store.read() as conn:
+        rows = conn.execute(q.order_by(s.c.id.desc())).mappings().all()
+    return [submission_summary(r) for r in rows]
+
+
+def get_submission(ws: Workspace, viewer: Principal, submission_id: int) -> dict[str, Any]:
+    """One submission with its jobs and released results."""
+    row = _submission_row(ws, viewer, submission_id)
+    out = submission_summary(row)
+    out["manifest"] = row["manifest"]
+    out["jobs"] = [job_view(j, viewer.is_owner) for j in _jobs(ws, submission_id=submission_id)]
+    out["results"] = submission_results(ws, viewer, submission_id, checked=True)
+    return out
+
+
+def submission_results(
+    ws: Workspace, viewer: Principal, submission_id: int, *, checked: bool = False
+) -> list[dict[str, Any]]:
+    if not checked:
+        _submission_row(ws, viewer, submission_id)
+    r = schema.results
+    with ws.store.read() as conn:
+        rows = conn.execute(select(r).where(r.c.submission_id == submission_id).order_by(r.c.id)).mappings().all()
+    decimals = ws.policy().score_decimals
+    return [result_view(x, viewer.is_owner, decimals) for x in rows]
+
+
+def result_view(row: Mapping[str, Any], owner: bool, decimals: int) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "submission_id": row["submission_id"],
+        "job_id": row["job_id"],
+        "phase": row["phase"],
+        "model_label": row["model_label"],
+        "macro_f1": round(float(row["macro_f1"]), decimals),
+        "metrics": public_metrics(row["metrics"] or {}, decimals),
+        "provenance": public_provenance(row["provenance"] or {}, owner),
+        "created_at": row["created_at"],
+    }
+
+
+def get_result(ws: Workspace, viewer: Principal, result_id: int) -> dict[str, Any]:
+    r, s = schema.results, schema.submissions
+    q = select(r, s.c.contributor_id).select_from(r.outerjoin(s, r.c.submission_id == s.c.id)).where(r.c.id == result_id)
+    with ws.store.read() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None:
+        raise _nf("result", result_id)
+    if not viewer.is_owner and row["submission_id"] is not None and row["contributor_id"] != viewer.contributor_id:
+        raise _nf("result", result_id)
+    return result_view(row, viewer.is_owner, ws.policy().score_decimals)
+
+
+# -- jobs ---------------------------------------------------------------------------------
+def _jobs(ws: Workspace, submission_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    j, s, c = schema.jobs, schema.submissions, schema.contributors
+    q = (
+        select(j, s.c.name.label("submission_name"), s.c.contributor_id, c.c.name.label("contributor"))
+        .select_from(j.outerjoin(s, j.c.submission_id == s.c.id).outerjoin(c, s.c.contributor_id == c.c.id))
+        .order_by(j.c.id.desc())
+    )
+    if submission_id is not None:
+        q = q.where(j.c.submission_id == submission_id).order_by(None).order_by(j.c.id)
+    if limit:
+        q = q.limit(limit)
+    with ws.store.read() as conn:
+        return [dict(x) for x in conn.execute(q).mappings()]
+
+
+def job_view(job: Mapping[str, Any], owner: bool) -> dict[str, Any]:
+    progress = dict(job.get("progress") or {})
+    step, total = progress.get("step"), progress.get("total")
+    fraction = None
+    if job["state"] == "done":
+        fraction = 1.0
+    elif isinstance(step, int | float) and isinstance(total, int | float) and total > 0:
+        fraction = max(0.0, min(1.0, step / total))
+    out = {
+        "id": job["id"],
+        "submission_id": job["submission_id"],
+        "kind": job["kind"],
+        "state": job["state"],
+        "terminal": job["state"] in JOB_TERMINAL,
+        "attempts": job["attempts"],
+        "max_attempts": job["max_attempts"],
+        "progress": progress,
+        "fraction": fraction,
+        "error_class": job["error_class"],
+        "created_at": job["created_at"],
+        "started_at": job["started_at"],
+        "finished_at": job["finished_at"],
+    }
+    if owner:
+        out["error_message"] = job["error_message"]
+        out["contributor"] = job.get("contributor")
+        out["submission_name"] = job.get("submission_name")
+    return out
+
+
+def get_job(ws: Workspace, viewer: Principal, job_id: int) -> dict[str, Any]:
+    j, s = schema.jobs, schema.submissions
+    q = select(j, s.c.contributor_id).select_from(j.outerjoin(s, j.c.submission_id == s.c.id)).where(j.c.id == job_id)
+    with ws.store.read() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None or (not viewer.is_owner and (row["contributor_id"] is None or row["contributor_id"] != viewer.contributor_id)):
+        raise _nf("job", job_id)
+    return job_view(row, viewer.is_owner)
+
+
+def list_jobs(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    """All jobs, newest first (owner only: includes error messages)."""
+    return [job_view(j, owner=True) for j in _jobs(ws, limit=limit)]
+
+
+def job_events(ws: Workspace, viewer: Principal, job_id: int, limit: int = 2000) -> list[dict[str, Any]]:
+    """Progress records of a job (training-curve points)."""
+    get_job(ws, viewer, job_id)
+    e = schema.job_events
+    with ws.store.read() as conn:
+        rows = conn.execute(select(e.c.ts, e.c.data).where(e.c.job_id == job_id).order_by(e.c.id).limit(limit)).all()
+    keep = ("step", "total", "epoch", "loss", "val_macro_f1", "lr", "throughput", "eta_s", "stage")
+    return [{"ts": ts, **{k: d[k] for k in keep if k in (d or {})}} for ts, d in rows]
+
+
+def job_log_tail(ws: Workspace, job_id: int, chars: int = LOG_TAIL_CHARS) -> str | None:
+    """The end of a job's free-text log (owner only)."""
+    p = Path(ws.jobs_dir) / str(job_id) / "out" / "log.txt"
+    if not p.is_file():
+        return None
+    with p.open("rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - chars))
+        return f.read().decode("utf-8", "replace")
+
+
+def rerun_submission(ws: Workspace, submission_id: int, actor: str = "owner") -> dict[str, Any]:
+    """Queue a submission's jobs again (new job ids; unfinished old jobs are cancelled)."""
+    from bedside.jobs.queue import enqueue_for_submission
+
+    s, j = schema.submissions, schema.jobs
+    with ws.store.write() as conn:
+        row = conn.execute(select(s).where(s.c.id == submission_id)).mappings().first()
+        if row is None:
+            raise _nf("submission", submission_id)
+        cancelled = list(
+            conn.execute(
+                select(j.c.id).where(j.c.submission_id == submission_id, j.c.state.in_(("queued", "running")))
+            ).scalars()
+        )
+        if cancelled:
+            conn.execute(
+                j.update()
+                .where(j.c.id.in_(cancelled))
+                .values(state="cancelled", error_class="cancelled", finished_at=utcnow(), lease_owner=None)
+            )
+        new = enqueue_for_submission(conn, submission_id, row["corpus_version_id"])
+        conn.execute(s.update().where(s.c.id == submission_id).values(status="accepted"))
+        audit.append(
+            conn, actor, "submission.rerun", {"submission_id": submission_id, "cancelled_jobs": cancelled, "jobs": new}
+        )
+    return {"submission_id": submission_id, "jobs": new, "cancelled_jobs": cancelled}
+
+
+# -- corpus versions and contributors ----------------------------------------------------
+def corpus_version_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata of a corpus version (no text; the report is aggregate)."""
+    return {
+        "id": row["id"],
+        "hash": row["hash"],
+        "parent_id": row["parent_id"],
+        "created_at": row["created_at"],
+        "n_train": row["n_train"],
+        "n_holdout": row["n_holdout"],
+        "classes": row["classes"],
+        "split": row["split"],
+        "source": row["source"],
+        "active": bool(row["active"]),
+    }
+
+
+def list_corpus_versions(ws: Workspace) -> list[dict[str, Any]]:
+    t = schema.corpus_versions
+    with ws.store.read() as conn:
+        return [corpus_version_view(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+
+
+def get_corpus_version(ws: Workspace, version_id: int) -> dict[str, Any]:
+    t = schema.corpus_versions
+    with ws.store.read() as conn:
+        row = conn.execute(select(t).where(t.c.id == version_id)).mappings().first()
+    if row is None:
+        raise _nf("corpus version", version_id)
+    out = corpus_version_view(row)
+    report = dict(row["report"] or {})
+    out["report_keys"] = sorted(report)
+    return out
+
+
+def get_contributor(ws: Workspace, name: str) -> dict[str, Any]:
+    """A contributor's public record with what is left (never the token or its hash)."""
+    from bedside.submissions.contributors import get_contributor as _get
+
+    return _public_contributor(_get(ws, name))
+
+
+def list_contributors(ws: Workspace) -> list[dict[str, Any]]:
+    from bedside.submissions.contributors import list_contributors as _list
+
+    return [_public_contributor(c) for c in _list(ws)]
+
+
+def _public_contributor(d: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in d.items() if k not in ("token_hash", "token_salt", "token", "id")}
+    for k in ("used_pflops", "reserved_pflops", "budget_left_pflops"):
+        if isinstance(out.get(k), float):
+            out[k] = round(out[k], 3)
+    return out
