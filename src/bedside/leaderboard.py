@@ -51,7 +51,12 @@ def set_published(ws: Workspace, published: bool, actor: str = "owner") -> dict[
 
     board = build_leaderboard(ws, OWNER)
     snapshot = [
-        {"rank": r["rank_label"], "model": r["model"], "vendor": r["vendor"], "macro_f1": r["macro_f1"]}
+        {
+            "rank": r["rank_label"],
+            "model": r["model"],
+            "vendor": r["vendor"],
+            "macro_f1": r["macro_f1"],
+        }
         for r in board["rows"]
     ]
     digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()
@@ -157,7 +162,11 @@ def shares_from_eda(eda: Mapping[str, Any]) -> dict[str, float]:
             out[str(c["name"])] = share
     if out:
         return out
-    counts = {str(c["name"]): _num(c.get("total", c.get("count"))) for c in classes if isinstance(c, Mapping)}
+    counts = {
+        str(c["name"]): _num(c.get("total", c.get("count")))
+        for c in classes
+        if isinstance(c, Mapping)
+    }
     total = sum(v for v in counts.values() if v)
     return {k: v / total for k, v in counts.items() if v} if total else {}
 
@@ -170,7 +179,11 @@ def small_classes(shares: Mapping[str, float], n: int = N_SMALL_CLASSES) -> list
 def active_corpus(ws: Workspace) -> dict[str, Any] | None:
     t = schema.corpus_versions
     with ws.store.read() as conn:
-        row = conn.execute(select(t).where(t.c.active.is_(True)).order_by(t.c.id.desc())).mappings().first()
+        row = (
+            conn.execute(select(t).where(t.c.active.is_(True)).order_by(t.c.id.desc()))
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
@@ -222,13 +235,17 @@ class TieJudge:
             from bedside.evaluation.paired import is_tie
             from bedside.evaluation.results import compare_results, predictions_path
 
-            if not (predictions_path(self.ws, a).exists() and predictions_path(self.ws, b).exists()):
+            if not (
+                predictions_path(self.ws, a).exists() and predictions_path(self.ws, b).exists()
+            ):
                 return None
             if self._corpus is None:
                 from bedside.data.corpus import load_corpus
 
                 self._corpus = load_corpus(self.ws)
-            cmp = compare_results(self.ws, self._corpus, a, b, resamples=self.resamples, seed=self.seed)
+            cmp = compare_results(
+                self.ws, self._corpus, a, b, resamples=self.resamples, seed=self.seed
+            )
         except Exception:  # artefacts missing or unreadable: fall back to CI overlap
             return None
         _PAIRED_CACHE[key] = result = bool(is_tie(cmp))
@@ -267,7 +284,9 @@ def _latest_results(ws: Workspace, corpus_version_id: int) -> list[dict[str, Any
             s.c.status.label("submission_status"),
             c.c.name.label("vendor"),
         )
-        .select_from(r.outerjoin(s, r.c.submission_id == s.c.id).outerjoin(c, s.c.contributor_id == c.c.id))
+        .select_from(
+            r.outerjoin(s, r.c.submission_id == s.c.id).outerjoin(c, s.c.contributor_id == c.c.id)
+        )
         .where(r.c.corpus_version_id == corpus_version_id)
         .order_by(r.c.id)
     )
@@ -275,7 +294,11 @@ def _latest_results(ws: Workspace, corpus_version_id: int) -> list[dict[str, Any
         rows = [dict(x) for x in conn.execute(q).mappings()]
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:  # ordered by id: later results of the same (submission, phase) win
-        key = (row["submission_id"], row["phase"], row["model_label"] if row["submission_id"] is None else "")
+        key = (
+            row["submission_id"],
+            row["phase"],
+            row["model_label"] if row["submission_id"] is None else "",
+        )
         latest[key] = row
     return list(latest.values())
 
@@ -323,7 +346,9 @@ def _row(
         "tied_with_above": False,
         "result_id": head["id"],
         "submission_id": head["submission_id"],
-        "model": head["model_label"] if is_baseline else (head.get("submission_name") or head["model_label"]),
+        "model": head["model_label"]
+        if is_baseline
+        else (head.get("submission_name") or head["model_label"]),
         "vendor": BASELINE_VENDOR if is_baseline else head.get("vendor"),
         "phase": head["phase"],
         "macro_f1": float(head["macro_f1"]),
@@ -351,7 +376,9 @@ def build_leaderboard(
     """Rows of the leaderboard that ``viewer`` may see, best first, with ties marked."""
     scope = visible_contributor(ws, viewer)
     policy = ws.policy()
-    corpus = active_corpus(ws) if corpus_version_id is None else {"id": corpus_version_id, "hash": None}
+    corpus = (
+        active_corpus(ws) if corpus_version_id is None else {"id": corpus_version_id, "hash": None}
+    )
     published = is_published(ws)
     board: dict[str, Any] = {
         "published": published,
@@ -365,8 +392,9 @@ def build_leaderboard(
     }
     if corpus is None:
         return board
-    results = _latest_results(ws, int(corpus["id"]))
-    shares = class_shares(ws, int(corpus["id"]))
+    cv_id = int(corpus["id"] or 0)
+    results = _latest_results(ws, cv_id)
+    shares = class_shares(ws, cv_id)
     if not shares and results:
         shares = shares_from_metrics(results[0]["metrics"] or {})
     small = set(small_classes(shares))
@@ -410,7 +438,14 @@ def build_leaderboard(
 
 
 # -- business impact ----------------------------------------------------------------------
-IMPACT_FIELDS = ("abstracts_per_year", "cost_per_missed_paper", "reviewer_cost_per_fte", "reviewer_fte", "ai_cost_per_year", "currency")
+IMPACT_FIELDS = (
+    "abstracts_per_year",
+    "cost_per_missed_paper",
+    "reviewer_cost_per_fte",
+    "reviewer_fte",
+    "ai_cost_per_year",
+    "currency",
+)
 
 
 def impact_assumptions(values: Mapping[str, Any] | None = None) -> Any:
@@ -461,7 +496,9 @@ def impact_rows(
     out_rows: list[dict[str, Any]] = []
     for row in board["rows"]:
         recall = {str(pc["name"]): float(pc["recall"] or 0.0) for pc in row["per_class"]}
-        row_shares = {c: v for c, v in shares.items() if c in recall} or {c: 1 / len(recall) for c in recall}
+        row_shares = {c: v for c, v in shares.items() if c in recall} or {
+            c: 1 / len(recall) for c in recall
+        }
         if row["kind"] == "baseline":
             ai: float | None = float(baseline_cost)
         elif ai_costs and row["vendor"] in ai_costs:
@@ -488,8 +525,15 @@ def impact_rows(
     for r in out_rows:
         r["vs_baseline"] = round(r["total_cost"] - base["total_cost"], 2) if base else None
     return {
-        "assumptions": {**a.to_dict(), "baseline_cost_per_year": float(baseline_cost), "ai_costs": dict(ai_costs or {})},
-        "statements": [*a.describe(), f"The internal baseline costs {baseline_cost:,.0f} {a.currency} a year to run."],
+        "assumptions": {
+            **a.to_dict(),
+            "baseline_cost_per_year": float(baseline_cost),
+            "ai_costs": dict(ai_costs or {}),
+        },
+        "statements": [
+            *a.describe(),
+            f"The internal baseline costs {baseline_cost:,.0f} {a.currency} a year to run.",
+        ],
         "currency": a.currency,
         "class_shares": {k: round(v, 4) for k, v in shares.items()},
         "published": board["published"],

@@ -20,7 +20,9 @@ def tiny_frame(counts: dict[str, int], seed_tag: str = "") -> pd.DataFrame:
     rows = []
     for label, n in counts.items():
         for i in range(n):
-            rows.append({"text": f"{label} abstract {seed_tag}{i} " + words(5 + i % 7), "label": label})
+            rows.append(
+                {"text": f"{label} abstract {seed_tag}{i} " + words(5 + i % 7), "label": label}
+            )
     return pd.DataFrame(rows)
 
 

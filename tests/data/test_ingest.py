@@ -45,7 +45,9 @@ def test_add_each_format(ws: Workspace, tmp_path: Path, suffix: str, make_frame)
 def test_numeric_ids_with_names_and_descriptions(ws: Workspace, tmp_path: Path, make_frame) -> None:
     df = make_frame({"2": 10, "10": 10})
     df.to_csv(tmp_path / "c.csv", index=False)
-    (tmp_path / "labels.csv").write_text("id,name,description\n10,tenth,the tenth class\n2,second,\n")
+    (tmp_path / "labels.csv").write_text(
+        "id,name,description\n10,tenth,the tenth class\n2,second,\n"
+    )
     r = add_corpus(ws, tmp_path / "c.csv", labels=tmp_path / "labels.csv")
     assert r["classes"] == [
         {"id": "2", "name": "second", "description": "second"},
@@ -53,7 +55,9 @@ def test_numeric_ids_with_names_and_descriptions(ws: Workspace, tmp_path: Path, 
     ]
     assert set(load_corpus(ws).train["label"]) == {"second", "tenth"}
     (tmp_path / "desc.csv").write_text("name,description\nsecond,described\n")
-    r2 = add_corpus(ws, tmp_path / "c.csv", labels=tmp_path / "labels.csv", descriptions=tmp_path / "desc.csv")
+    r2 = add_corpus(
+        ws, tmp_path / "c.csv", labels=tmp_path / "labels.csv", descriptions=tmp_path / "desc.csv"
+    )
     assert r2["classes"][0]["description"] == "described" and not r2["existing"]
 
 
@@ -66,10 +70,19 @@ def test_fixed_holdout_is_kept_exactly(ws: Workspace, tmp_path: Path, make_frame
     c = load_corpus(ws)
     assert sorted(c.holdout["text"]) == sorted(hold["text"])
     assert sorted(c.train["text"]) == sorted(train["text"])
-    assert r["split"]["method"] == "fixed"
+    assert (
+        r["split"]["method"] == "fixed"
+        and r["report"]["intake"]["duplicates"]["crossing_groups"] == 0
+    )
+    # A text on both sides of a fixed split is kept where the owner put it, and counted.
+    pd.concat([hold, train.iloc[:1]]).to_csv(tmp_path / "hold2.csv", index=False)
+    r2 = add_corpus(ws, tmp_path / "train.csv", holdout=tmp_path / "hold2.csv")
+    assert r2["n_holdout"] == 6 and r2["report"]["intake"]["duplicates"]["crossing_groups"] == 1
 
 
-def test_duplicates_reported_and_kept_on_one_side(ws: Workspace, tmp_path: Path, make_frame) -> None:
+def test_duplicates_reported_and_kept_on_one_side(
+    ws: Workspace, tmp_path: Path, make_frame
+) -> None:
     df = make_frame({"a": 20, "b": 20})
     dup = pd.DataFrame({"text": [df.text[0].upper(), df.text[0] + " !"], "label": ["a", "b"]})
     pd.concat([df, dup]).to_csv(tmp_path / "c.csv", index=False)
@@ -101,7 +114,9 @@ def test_versions_chain_and_identical_content(ws: Workspace, small_csv: Path) ->
     assert back["existing"] and load_corpus(ws).version_id == r1["version_id"]
 
 
-def test_append_keeps_sides_of_known_groups(ws: Workspace, small_csv: Path, tmp_path: Path, make_frame) -> None:
+def test_append_keeps_sides_of_known_groups(
+    ws: Workspace, small_csv: Path, tmp_path: Path, make_frame
+) -> None:
     r1 = add_corpus(ws, small_csv)
     before = load_corpus(ws)
     held_text = before.holdout["text"].iloc[0]
@@ -114,7 +129,10 @@ def test_append_keeps_sides_of_known_groups(ws: Workspace, small_csv: Path, tmp_
     assert len(after.train) + len(after.holdout) == 60 + 21
     assert (after.holdout["group"] == group_key(held_text)).sum() == 2
     assert set(before.train["row_id"]) <= set(after.train["row_id"])
-    assert after.holdout["row_id"].is_unique and max(after.holdout["row_id"].max(), after.train["row_id"].max()) == 80
+    assert (
+        after.holdout["row_id"].is_unique
+        and max(after.holdout["row_id"].max(), after.train["row_id"].max()) == 80
+    )
     assert not set(after.train["group"]) & set(after.holdout["group"])
 
 
@@ -123,7 +141,7 @@ def test_append_unknown_class(ws: Workspace, small_csv: Path, tmp_path: Path, ma
 
     add_corpus(ws, small_csv)
     make_frame({"zzz": 3}).to_csv(tmp_path / "more.csv", index=False)
-    with pytest.raises(DataError, match="class.*the active corpus lacks: 'zzz'"):
+    with pytest.raises(DataError, match="labels not in the active corpus: 'zzz'"):
         add_corpus(ws, tmp_path / "more.csv", append=True)
 
 

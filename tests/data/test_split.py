@@ -15,7 +15,12 @@ def _labels_groups(counts: dict[str, int]) -> tuple[list[str], list[str]]:
 
 
 def test_targets_known_answer() -> None:
-    assert holdout_targets({"a": 37, "b": 23, "c": 11, "d": 2}, 0.2) == {"a": 7, "b": 5, "c": 2, "d": 1}
+    assert holdout_targets({"a": 37, "b": 23, "c": 11, "d": 2}, 0.2) == {
+        "a": 7,
+        "b": 5,
+        "c": 2,
+        "d": 1,
+    }
     assert holdout_targets({"a": 5}, 0.9) == {"a": 4}  # one row stays for training
 
 

@@ -100,9 +100,14 @@ def test_no_label_column(tmp_path: Path) -> None:
 
 
 def test_detects_medical_abstract_and_condition_label(tmp_path: Path) -> None:
-    df = pd.DataFrame({"condition_label": ["1", "2"], "medical_abstract": ["a long text here", "another text"]})
+    df = pd.DataFrame(
+        {"condition_label": ["1", "2"], "medical_abstract": ["a long text here", "another text"]}
+    )
     df.to_csv(tmp_path / "ok.csv", index=False)
-    assert detect_columns(read_table(tmp_path / "ok.csv")) == ("medical_abstract", "condition_label")
+    assert detect_columns(read_table(tmp_path / "ok.csv")) == (
+        "medical_abstract",
+        "condition_label",
+    )
 
 
 def test_empty_and_whitespace_texts_name_rows(ws: Workspace, tmp_path: Path) -> None:
@@ -125,7 +130,7 @@ def test_unknown_labels_named(ws: Workspace, tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         add_corpus(ws, p, labels=names)
     assert "not in labels.csv" in e.value.message and "'7'" in e.value.message
-    assert "row 4" in e.value.message and "Known ids are: 1, 2" in e.value.message
+    assert "row 4" in e.value.message and "Known classes are: 1=alpha, 2=beta" in e.value.message
 
 
 def test_numeric_labels_need_names_file(ws: Workspace, tmp_path: Path) -> None:

@@ -24,7 +24,18 @@ KEYWORDS = {
     "cardiovascular diseases": "cardiac heart artery hypertension coronary",
     "general pathological conditions": "infection inflammation fever sepsis syndrome",
 }
-FILLER = "patients study results conclusion methods background randomized trial cohort outcome".split()
+FILLER = [
+    "patients",
+    "study",
+    "results",
+    "conclusion",
+    "methods",
+    "background",
+    "randomized",
+    "trial",
+    "cohort",
+    "outcome",
+]
 CANARY = "zzcanarylabelzz"  # appears only in the hidden holdout labels, never in a job dir
 
 
@@ -45,7 +56,10 @@ def make_corpus(n_per_class: int, seed: int = 0, start: int = 0) -> pd.DataFrame
 
 
 def classes() -> list[dict[str, str]]:
-    return [{"id": str(i + 1), "name": c, "description": f"{c}: {KEYWORDS[c]}"} for i, c in enumerate(DEFAULT_CLASSES)]
+    return [
+        {"id": str(i + 1), "name": c, "description": f"{c}: {KEYWORDS[c]}"}
+        for i, c in enumerate(DEFAULT_CLASSES)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +98,9 @@ def build_job(
     holdout[["row_id", "text"]].to_parquet(job / "inputs" / "holdout_texts.parquet", index=False)
     manifest = default_manifest(model_kind, f"tiny-{model_kind}", list(DEFAULT_CLASSES))
     manifest["train"].update(train_overrides or {})
-    JobSpec(job_id=1, kind=kind, model_kind=model_kind, manifest=manifest, classes=classes(), **spec_kw).write(job)
+    JobSpec(
+        job_id=1, kind=kind, model_kind=model_kind, manifest=manifest, classes=classes(), **spec_kw
+    ).write(job)
     return job
 
 
@@ -105,7 +121,11 @@ def run_inprocess(job: Path) -> int:
 
 def run_subprocess(job: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bedside.engine.entrypoint", str(job)], capture_output=True, text=True, timeout=300, **kw
+        [sys.executable, "-m", "bedside.engine.entrypoint", str(job)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
     )
 
 

@@ -17,6 +17,7 @@ from .helpers import add_corpus, edit_manifest
 
 KINDS = ("encoder", "classifier", "causal-lm")
 
+
 @pytest.fixture(scope="session")
 def built_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One tiny bundle per kind, built once (building takes seconds)."""

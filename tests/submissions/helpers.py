@@ -51,7 +51,9 @@ def read_st(path: Path) -> tuple[dict[str, Any], bytes]:
     return json.loads(raw[8 : 8 + n]), raw[8 + n :]
 
 
-def write_st(path: Path, header: dict[str, Any] | bytes, data: bytes, length: int | None = None) -> None:
+def write_st(
+    path: Path, header: dict[str, Any] | bytes, data: bytes, length: int | None = None
+) -> None:
     hb = header if isinstance(header, bytes) else json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(hb) if length is None else length) + hb + data)
 
@@ -61,13 +63,23 @@ def _texts(n_per_class: int, offset: int) -> pd.DataFrame:
     for ci, (cls, words) in enumerate(_WORDS.items()):
         for i in range(n_per_class):
             text = f"patients study {words} case {offset + i} cohort {ci} " * 2
-            rows.append({"row_id": f"r{offset}-{ci}-{i}", "text": text, "label": cls, "group": group_key(text)})
+            rows.append(
+                {
+                    "row_id": f"r{offset}-{ci}-{i}",
+                    "text": text,
+                    "label": cls,
+                    "group": group_key(text),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def add_corpus(ws: Workspace, n_train_per_class: int = 8, n_holdout_per_class: int = 2) -> int:
     """Store a tiny active corpus version directly (no data-intake code needed)."""
-    classes = [ClassInfo(id=str(i + 1), name=c, description=f"abstracts about {c}") for i, c in enumerate(DEFAULT_CLASSES)]
+    classes = [
+        ClassInfo(id=str(i + 1), name=c, description=f"abstracts about {c}")
+        for i, c in enumerate(DEFAULT_CLASSES)
+    ]
     train = _texts(n_train_per_class, 0)
     holdout = _texts(n_holdout_per_class, 1000)
     digest = "c0ffee" + "0" * 58
@@ -77,13 +89,19 @@ def add_corpus(ws: Workspace, n_train_per_class: int = 8, n_holdout_per_class: i
         conn.execute(schema.corpus_versions.update().values(active=False))
         res = conn.execute(
             schema.corpus_versions.insert().values(
-                hash=digest, parent_id=None, created_at=utcnow(), path=str(dest.relative_to(ws.root)),
-                n_train=len(train), n_holdout=len(holdout), classes=[c.to_dict() for c in classes],
-                split={"seed": 0}, source={"files": ["synthetic"]}, report={}, active=True,
+                hash=digest,
+                parent_id=None,
+                created_at=utcnow(),
+                path=str(dest.relative_to(ws.root)),
+                n_train=len(train),
+                n_holdout=len(holdout),
+                classes=[c.to_dict() for c in classes],
+                split={"seed": 0},
+                source={"files": ["synthetic"]},
+                report={},
+                active=True,
             )
         )
         pk = res.inserted_primary_key
         assert pk is not None
         return int(pk[0])
-
-

@@ -26,7 +26,11 @@ def test_add_stores_only_a_salted_hash(ws: Workspace) -> None:
     assert token not in {str(v) for v in raw.values()}
     assert raw["token_hash"] != token and len(raw["token_salt"]) == 32
     principal = authenticate(ws, token)
-    assert principal.role == "contributor" and principal.name == "acme" and principal.contributor_id == row["id"]
+    assert (
+        principal.role == "contributor"
+        and principal.name == "acme"
+        and principal.contributor_id == row["id"]
+    )
 
 
 def test_defaults_come_from_the_policy(ws: Workspace) -> None:
@@ -75,5 +79,7 @@ def test_errors(ws: Workspace) -> None:
         add_contributor(ws, "bad name!")
     with pytest.raises(ConfigError, match="max_submissions must be 0..100000; found -1"):
         add_contributor(ws, "beta", max_submissions=-1)
-    with pytest.raises(NotFoundError, match="no contributor named 'nobody'; contributors are: acme"):
+    with pytest.raises(
+        NotFoundError, match="no contributor named 'nobody'; contributors are: acme"
+    ):
         get_contributor(ws, "nobody")

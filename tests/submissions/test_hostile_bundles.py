@@ -17,6 +17,7 @@ from bedside.errors import BundleError
 from bedside.submissions.bundle import BundleLimits
 from bedside.submissions.validate import validate_bundle
 from bedside.testing.tinymodels import DEFAULT_CLASSES
+
 from .helpers import edit_json, edit_manifest, read_st, write_st
 
 Mutator = Callable[[Path], None]
@@ -31,8 +32,12 @@ def _touch(name: str, content: bytes = b"x") -> Mutator:
     return m
 
 
-def _delete(name: str) -> Mutator:
-    return lambda b: (b / name).unlink()
+def _delete(*names: str) -> Mutator:
+    def m(b: Path) -> None:
+        for name in names:
+            (b / name).unlink()
+
+    return m
 
 
 def _cfg(**changes: object) -> Mutator:
@@ -78,49 +83,138 @@ def _fifo(b: Path) -> None:
 
 
 DIR_CASES: list[tuple[str, str, Mutator, str]] = [
-    ("python file", "encoder", _touch("modeling_evil.py", b"import os"), "bundles may not contain code"),
-    ("pytorch_model.bin", "encoder", _touch("pytorch_model.bin"), "pickle-based files can run code"),
+    (
+        "python file",
+        "encoder",
+        _touch("modeling_evil.py", b"import os"),
+        "bundles may not contain code",
+    ),
+    (
+        "pytorch_model.bin",
+        "encoder",
+        _touch("pytorch_model.bin"),
+        "pickle-based files can run code",
+    ),
     ("training_args.bin", "encoder", _touch("training_args.bin"), "training_args.bin is a pickle"),
     ("pickle file", "encoder", _touch("extra.pkl"), "pickle-based files can run code"),
     ("torch .pt", "encoder", _touch("weights.pt"), "pickle-based files can run code"),
     ("onnx weights", "encoder", _touch("model.onnx"), "this weight format is not accepted"),
-    ("unknown junk file", "encoder", _touch("desktop.ini"), "desktop.ini: not a file a bundle may contain"),
-    ("unknown sub-directory", "encoder", _touch("extra/notes.md"), "extra/: bundles may not contain this directory"),
-    ("auto_map in config.json", "encoder", _cfg(auto_map={"AutoModel": "x.Y"}), "config.json: found 'auto_map'"),
+    (
+        "unknown junk file",
+        "encoder",
+        _touch("desktop.ini"),
+        "desktop.ini: not a file a bundle may contain",
+    ),
+    (
+        "unknown sub-directory",
+        "encoder",
+        _touch("extra/notes.md"),
+        "extra/: bundles may not contain this directory",
+    ),
+    (
+        "auto_map in config.json",
+        "encoder",
+        _cfg(auto_map={"AutoModel": "x.Y"}),
+        "config.json: found 'auto_map'",
+    ),
     (
         "auto_map nested in tokenizer_config.json",
         "encoder",
-        lambda b: edit_json(b / "tokenizer_config.json", lambda d: d.update(extra={"inner": [{"auto_map": ["a", "b"]}]})),
+        lambda b: edit_json(
+            b / "tokenizer_config.json",
+            lambda d: d.update(extra={"inner": [{"auto_map": ["a", "b"]}]}),
+        ),
         "tokenizer_config.json: found 'auto_map' (at extra.inner[0].auto_map)",
     ),
-    ("trust_remote_code", "encoder", _cfg(trust_remote_code=True), "config.json: found 'trust_remote_code'"),
-    ("unsupported model_type", "encoder", _cfg(model_type="evil_arch"), "model_type 'evil_arch' is not supported"),
+    (
+        "trust_remote_code",
+        "encoder",
+        _cfg(trust_remote_code=True),
+        "config.json: found 'trust_remote_code'",
+    ),
+    (
+        "unsupported model_type",
+        "encoder",
+        _cfg(model_type="evil_arch"),
+        "model_type 'evil_arch' is not supported",
+    ),
     ("missing config.json", "encoder", _delete("config.json"), "the bundle has no config.json"),
     ("missing bedside.toml", "encoder", _delete("bedside.toml"), "the bundle has no bedside.toml"),
     ("missing weights", "encoder", _delete("model.safetensors"), "the bundle has no weights"),
     (
         "missing tokenizer",
         "encoder",
-        lambda b: [(b / f).unlink() for f in ("tokenizer.json", "tokenizer_config.json")],
+        _delete("tokenizer.json", "tokenizer_config.json"),
         "the bundle has no tokenizer",
     ),
-    ("tokenizer does not load", "encoder", _touch("tokenizer.json", b'{"version": "1.0"}'), "tokenizer.json does not load"),
-    ("malformed header JSON", "encoder", _st(lambda h, d: (b'{"a": [1, 2', d, None)), "safetensors header is not valid JSON"),
-    ("oversized header length", "encoder", _st(lambda h, d: (json.dumps(h).encode(), d, 2**40)), "over the 104857600-byte limit"),
+    (
+        "tokenizer does not load",
+        "encoder",
+        _touch("tokenizer.json", b'{"version": "1.0"}'),
+        "tokenizer.json does not load",
+    ),
+    (
+        "malformed header JSON",
+        "encoder",
+        _st(lambda h, d: (b'{"a": [1, 2', d, None)),
+        "safetensors header is not valid JSON",
+    ),
+    (
+        "oversized header length",
+        "encoder",
+        _st(lambda h, d: (json.dumps(h).encode(), d, 2**40)),
+        "over the 104857600-byte limit",
+    ),
     (
         "offsets beyond the file end",
         "encoder",
-        _st(lambda h, d: (h | {_first(h): h[_first(h)] | {"data_offsets": [len(d) - 4, len(d) + 124]}}, d, None)),
+        _st(
+            lambda h, d: (
+                h | {_first(h): h[_first(h)] | {"data_offsets": [len(d) - 4, len(d) + 124]}},
+                d,
+                None,
+            )
+        ),
         "run past the end of the data",
     ),
     ("overlapping offsets", "encoder", _st(_overlap), "overlaps the previous tensor"),
-    ("bad dtype", "encoder", _st(lambda h, d: (h | {_first(h): h[_first(h)] | {"dtype": "Q7"}}, d, None)), "unknown dtype 'Q7'"),
-    ("trailing bytes", "encoder", _st(lambda h, d: (h, d + b"\0" * 16, None)), "trailing bytes are not allowed"),
-    ("hidden size mismatch", "encoder", _cfg(hidden_size=48), "config.json says the hidden size is 48"),
+    (
+        "bad dtype",
+        "encoder",
+        _st(lambda h, d: (h | {_first(h): h[_first(h)] | {"dtype": "Q7"}}, d, None)),
+        "unknown dtype 'Q7'",
+    ),
+    (
+        "trailing bytes",
+        "encoder",
+        _st(lambda h, d: (h, d + b"\0" * 16, None)),
+        "trailing bytes are not allowed",
+    ),
+    (
+        "hidden size mismatch",
+        "encoder",
+        _cfg(hidden_size=48),
+        "config.json says the hidden size is 48",
+    ),
     ("vocab mismatch", "encoder", _cfg(vocab_size=9999), "config.json says vocab_size = 9999"),
-    ("layer count mismatch", "encoder", _cfg(num_hidden_layers=4), "config.json says num_hidden_layers = 4, but the weights hold 2"),
-    ("tokenizer larger than embeddings", "encoder", _bigger_tokenizer, "but the embedding matrix has only"),
-    ("unknown manifest key", "encoder", lambda b: edit_manifest(b, train={"epochz": 3}), "unknown key(s) 'epochz' in [train]"),
+    (
+        "layer count mismatch",
+        "encoder",
+        _cfg(num_hidden_layers=4),
+        "config.json says num_hidden_layers = 4, but the weights hold 2",
+    ),
+    (
+        "tokenizer larger than embeddings",
+        "encoder",
+        _bigger_tokenizer,
+        "but the embedding matrix has only",
+    ),
+    (
+        "unknown manifest key",
+        "encoder",
+        lambda b: edit_manifest(b, train={"epochz": 3}),
+        "unknown key(s) 'epochz' in [train]",
+    ),
     (
         "learning rate out of range",
         "encoder",
@@ -136,7 +230,12 @@ DIR_CASES: list[tuple[str, str, Mutator, str]] = [
     (
         "classifier without id2label",
         "encoder",
-        lambda b: edit_manifest(b, kind="classifier", phase1={"method": "label-mapping"}, labels={"LABEL_0": "neoplasms"}),
+        lambda b: edit_manifest(
+            b,
+            kind="classifier",
+            phase1={"method": "label-mapping"},
+            labels={"LABEL_0": "neoplasms"},
+        ),
         "config.json has no id2label",
     ),
     (
@@ -151,14 +250,23 @@ DIR_CASES: list[tuple[str, str, Mutator, str]] = [
         lambda b: edit_manifest(b, kind="causal-lm", phase1={"method": "prompt"}),
         "model_type 'bert' is an encoder",
     ),
-    ("invalid TOML", "encoder", _touch("bedside.toml", b"name = [unclosed"), "bedside.toml is not valid TOML"),
+    (
+        "invalid TOML",
+        "encoder",
+        _touch("bedside.toml", b"name = [unclosed"),
+        "bedside.toml is not valid TOML",
+    ),
     ("directory symlink", "encoder", _symlink, "README.md is a symbolic link"),
     ("directory FIFO", "encoder", _fifo, "LICENSE is a device, FIFO or socket"),
 ]
 
 
-@pytest.mark.parametrize(("kind", "mutate", "message"), [c[1:] for c in DIR_CASES], ids=[c[0] for c in DIR_CASES])
-def test_directory_bundle_refused(make_bundle: Callable[..., Path], kind: str, mutate: Mutator, message: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "mutate", "message"), [c[1:] for c in DIR_CASES], ids=[c[0] for c in DIR_CASES]
+)
+def test_directory_bundle_refused(
+    make_bundle: Callable[..., Path], kind: str, mutate: Mutator, message: str
+) -> None:
     b = make_bundle(kind)
     mutate(b)
     with pytest.raises(BundleError) as exc:
@@ -168,9 +276,14 @@ def test_directory_bundle_refused(make_bundle: Callable[..., Path], kind: str, m
 
 def test_classifier_labels_must_be_workspace_classes(make_bundle: Callable[..., Path]) -> None:
     b = make_bundle("classifier")
-    edit_manifest(b, labels={f"LABEL_{i}": ("tumours" if i == 0 else c) for i, c in enumerate(DEFAULT_CLASSES)})
+    edit_manifest(
+        b,
+        labels={f"LABEL_{i}": ("tumours" if i == 0 else c) for i, c in enumerate(DEFAULT_CLASSES)},
+    )
     validate_bundle(b)  # fine without a workspace
-    with pytest.raises(BundleError, match="maps onto 'tumours', which is not a class of this workspace"):
+    with pytest.raises(
+        BundleError, match="maps onto 'tumours', which is not a class of this workspace"
+    ):
         validate_bundle(b, classes=list(DEFAULT_CLASSES))
 
 
@@ -208,7 +321,9 @@ def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Pat
     return path
 
 
-def _ti(name: str, type_: bytes = tarfile.REGTYPE, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
+def _ti(
+    name: str, type_: bytes = tarfile.REGTYPE, size: int = 0, linkname: str = ""
+) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.type, ti.size, ti.linkname, ti.mode = type_, size, linkname, 0o644
     return ti
@@ -225,15 +340,35 @@ def _good_tar_members(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes | None]
 TAR_CASES = [
     ("dotdot", lambda: [(_ti("../evil.txt", size=1), b"x")], "contains '..'"),
     ("absolute", lambda: [(_ti("/etc/cron.d/evil", size=1), b"x")], "has an absolute path"),
-    ("symlink", lambda: [(_ti("README.md", tarfile.SYMTYPE, linkname="/etc/passwd"), None)], "is a symbolic link"),
-    ("hardlink", lambda: [(_ti("LICENSE", tarfile.LNKTYPE, linkname="config.json"), None)], "is a hard link"),
-    ("char device", lambda: [(_ti("dev", tarfile.CHRTYPE), None)], "is a device, FIFO or other special file"),
-    ("fifo", lambda: [(_ti("pipe", tarfile.FIFOTYPE), None)], "is a device, FIFO or other special file"),
+    (
+        "symlink",
+        lambda: [(_ti("README.md", tarfile.SYMTYPE, linkname="/etc/passwd"), None)],
+        "is a symbolic link",
+    ),
+    (
+        "hardlink",
+        lambda: [(_ti("LICENSE", tarfile.LNKTYPE, linkname="config.json"), None)],
+        "is a hard link",
+    ),
+    (
+        "char device",
+        lambda: [(_ti("dev", tarfile.CHRTYPE), None)],
+        "is a device, FIFO or other special file",
+    ),
+    (
+        "fifo",
+        lambda: [(_ti("pipe", tarfile.FIFOTYPE), None)],
+        "is a device, FIFO or other special file",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("extra", "message"), [c[1:] for c in TAR_CASES], ids=[c[0] for c in TAR_CASES])
-def test_tar_refused(make_bundle: Callable[..., Path], tmp_path: Path, extra: Callable[[], list], message: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "message"), [c[1:] for c in TAR_CASES], ids=[c[0] for c in TAR_CASES]
+)
+def test_tar_refused(
+    make_bundle: Callable[..., Path], tmp_path: Path, extra: Callable[[], list], message: str
+) -> None:
     arc = _tar(tmp_path / "b.tar.gz", _good_tar_members(make_bundle()) + extra())
     with pytest.raises(BundleError) as exc:
         validate_bundle(arc)
@@ -242,7 +377,9 @@ def test_tar_refused(make_bundle: Callable[..., Path], tmp_path: Path, extra: Ca
 
 
 def test_tar_bomb_stops_at_declared_size(tmp_path: Path) -> None:
-    arc = _tar(tmp_path / "b.tar.gz", [(_ti("model.safetensors", size=3 * 2**20), b"\0" * (3 * 2**20))])
+    arc = _tar(
+        tmp_path / "b.tar.gz", [(_ti("model.safetensors", size=3 * 2**20), b"\0" * (3 * 2**20))]
+    )
     with pytest.raises(BundleError, match="declared unpacked size exceeds the limit of 1.0 MB"):
         validate_bundle(arc, limits=BundleLimits(max_total_bytes=2**20))
 
@@ -272,7 +409,12 @@ def _zip_fifo(zf: zipfile.ZipFile) -> None:
 
 ZIP_CASES = [
     ("dotdot", lambda zf: zf.writestr("../../evil.txt", "x"), {}, "contains '..'"),
-    ("absolute", lambda zf: zf.writestr(zipfile.ZipInfo("/tmp/evil.txt"), "x"), {}, "has an absolute path"),
+    (
+        "absolute",
+        lambda zf: zf.writestr(zipfile.ZipInfo("/tmp/evil.txt"), "x"),
+        {},
+        "has an absolute path",
+    ),
     ("symlink", _zip_symlink, {}, "is a symbolic link"),
     ("fifo", _zip_fifo, {}, "is a device, FIFO or other special file"),
     (
@@ -281,14 +423,30 @@ ZIP_CASES = [
         {"max_total_bytes": 2**20},
         "declared unpacked size exceeds the limit",
     ),
-    ("too many members", lambda zf: [zf.writestr(f"junk{i}.txt", "") for i in range(250)], {}, "more than 200 members"),
-    ("compression ratio", lambda zf: zf.writestr("vocab.txt", b"\0" * (8 * 2**20)), {}, "refused as a likely zip bomb"),
+    (
+        "too many members",
+        lambda zf: [zf.writestr(f"junk{i}.txt", "") for i in range(250)],
+        {},
+        "more than 200 members",
+    ),
+    (
+        "compression ratio",
+        lambda zf: zf.writestr("vocab.txt", b"\0" * (8 * 2**20)),
+        {},
+        "refused as a likely zip bomb",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("extra", "limits", "message"), [c[1:] for c in ZIP_CASES], ids=[c[0] for c in ZIP_CASES])
+@pytest.mark.parametrize(
+    ("extra", "limits", "message"), [c[1:] for c in ZIP_CASES], ids=[c[0] for c in ZIP_CASES]
+)
 def test_zip_refused(
-    make_bundle: Callable[..., Path], tmp_path: Path, extra: Callable[[zipfile.ZipFile], None], limits: dict, message: str
+    make_bundle: Callable[..., Path],
+    tmp_path: Path,
+    extra: Callable[[zipfile.ZipFile], None],
+    limits: dict,
+    message: str,
 ) -> None:
     arc = _zip(tmp_path / "b.zip", make_bundle(), extra)
     with pytest.raises(BundleError) as exc:

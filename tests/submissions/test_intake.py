@@ -28,15 +28,23 @@ def test_happy_path(cws: Workspace, make_bundle: Callable[..., Path], kind: str)
     assert sub["manifest"]["train"]["lora"]["r"] == 8  # defaults filled for the engine
     assert 0 < sub["estimate"]["phase1"] < sub["estimate"]["total"]
     with cws.store.read() as conn:
-        jobs = conn.execute(select(schema.jobs).where(schema.jobs.c.submission_id == sub["id"])).mappings().all()
-    assert [j["kind"] for j in jobs] == ["phase1", "phase2"] and sub["jobs"] == [j["id"] for j in jobs]
+        jobs = (
+            conn.execute(select(schema.jobs).where(schema.jobs.c.submission_id == sub["id"]))
+            .mappings()
+            .all()
+        )
+    assert [j["kind"] for j in jobs] == ["phase1", "phase2"] and sub["jobs"] == [
+        j["id"] for j in jobs
+    ]
     stored = cws.bundles_dir / sub["bundle_hash"]
     assert (stored / "model.safetensors").is_file()
     assert stat.S_IMODE(stored.stat().st_mode) == 0o755
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in stored.rglob("*") if p.is_file())
     assert [e["action"] for e in audit.entries(cws.store)][-1] == "submission.accept"
     c = get_contributor(cws, "acme")
-    assert c["submissions_used"] == 1 and c["reserved_pflops"] == pytest.approx(sub["estimate"]["total"])
+    assert c["submissions_used"] == 1 and c["reserved_pflops"] == pytest.approx(
+        sub["estimate"]["total"]
+    )
 
 
 def test_resubmission_recognised(cws: Workspace, make_bundle: Callable[..., Path]) -> None:
@@ -74,7 +82,9 @@ def test_platform_failures_do_not_count(cws: Workspace, make_bundle: Callable[..
     assert not submit_bundle(cws, make_bundle(), "acme")["duplicate"]  # a retry of the same bundle
 
 
-def test_revoked_contributor_cannot_submit(cws: Workspace, make_bundle: Callable[..., Path]) -> None:
+def test_revoked_contributor_cannot_submit(
+    cws: Workspace, make_bundle: Callable[..., Path]
+) -> None:
     add_contributor(cws, "acme")
     update_contributor(cws, "acme", revoked=True)
     with pytest.raises(AuthError, match="has been revoked"):
@@ -87,7 +97,9 @@ def test_needs_an_active_corpus(ws: Workspace, make_bundle: Callable[..., Path])
         submit_bundle(ws, make_bundle(), "acme")
 
 
-def test_budget_refusal_says_by_how_much_and_what_fits(cws: Workspace, make_bundle: Callable[..., Path]) -> None:
+def test_budget_refusal_says_by_how_much_and_what_fits(
+    cws: Workspace, make_bundle: Callable[..., Path]
+) -> None:
     add_contributor(cws, "probe", max_submissions=5)
     est = submit_bundle(cws, make_bundle(train={"epochs": 4}), "probe")["estimate"]
     add_contributor(cws, "acme", budget_pflops=est["total"] * 0.8)
@@ -125,7 +137,9 @@ def _race(n: int, fn: Callable[[int], Any]) -> tuple[list[Any], list[BaseExcepti
     return results, errors
 
 
-def test_concurrent_submissions_respect_the_limit(cws: Workspace, make_bundle: Callable[..., Path]) -> None:
+def test_concurrent_submissions_respect_the_limit(
+    cws: Workspace, make_bundle: Callable[..., Path]
+) -> None:
     add_contributor(cws, "acme", max_submissions=3)
     bundles = [make_bundle(name=f"variant-{i}") for i in range(8)]
     accepted, refused = _race(8, lambda i: submit_bundle(cws, bundles[i], "acme"))
@@ -134,7 +148,9 @@ def test_concurrent_submissions_respect_the_limit(cws: Workspace, make_bundle: C
     assert len(list_submissions(cws)) == 3
 
 
-def test_concurrent_submissions_respect_the_budget(cws: Workspace, make_bundle: Callable[..., Path]) -> None:
+def test_concurrent_submissions_respect_the_budget(
+    cws: Workspace, make_bundle: Callable[..., Path]
+) -> None:
     add_contributor(cws, "probe")
     one = submit_bundle(cws, make_bundle(name="probe"), "probe")["estimate"]["total"]
     add_contributor(cws, "acme", max_submissions=100, budget_pflops=one * 2.5)
@@ -144,7 +160,9 @@ def test_concurrent_submissions_respect_the_budget(cws: Workspace, make_bundle: 
     assert all(isinstance(e, LimitError) and "over by" in str(e) for e in refused)
 
 
-def test_concurrent_same_bundle_counted_once(cws: Workspace, make_bundle: Callable[..., Path]) -> None:
+def test_concurrent_same_bundle_counted_once(
+    cws: Workspace, make_bundle: Callable[..., Path]
+) -> None:
     add_contributor(cws, "acme", max_submissions=5)
     b = make_bundle()
     results, errors = _race(4, lambda i: submit_bundle(cws, b, "acme"))

@@ -36,33 +36,89 @@ def test_lora_and_prompt() -> None:
     )
     d = m.to_dict()
     assert d["phase1"]["method"] == "prompt" and d["phase1"]["pooling"] is None
-    assert d["train"]["lora"] == {"r": 16, "alpha": 16, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
+    assert d["train"]["lora"] == {
+        "r": 16,
+        "alpha": 16,
+        "dropout": 0.1,
+        "target_modules": ["q_proj", "v_proj"],
+    }
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ('kind = "encoder"', "the required key 'name' is missing"),
-        ('name = "m"\nkind = "seq2seq"', "kind must be one of 'encoder', 'classifier', 'causal-lm'; found 'seq2seq'"),
+        (
+            'name = "m"\nkind = "seq2seq"',
+            "kind must be one of 'encoder', 'classifier', 'causal-lm'; found 'seq2seq'",
+        ),
         ('name = "m"\nkind = "encoder"\nfoo = 1', "unknown key(s) 'foo' in the top level"),
-        ('name = "m"\nkind = "encoder"\n[train.lora]\nrank = 4', "unknown key(s) 'rank' in [train.lora]"),
-        ('name = "m"\nkind = "encoder"\n[train]\nepochs = 0', "train.epochs must be in the range 1..20; found 0"),
-        ('name = "m"\nkind = "encoder"\n[train]\nepochs = 2.5', "train.epochs must be an integer; found 2.5"),
-        ('name = "m"\nkind = "encoder"\n[train]\nbatch_size = 512', "train.batch_size must be in the range 1..256"),
-        ('name = "m"\nkind = "encoder"\n[train]\nmax_length = 8', "train.max_length must be in the range 16..2048"),
-        ('name = "m"\nkind = "encoder"\n[train]\nwarmup_ratio = 0.9', "train.warmup_ratio must be in the range 0..0.5"),
-        ('name = "m"\nkind = "encoder"\n[train]\nmethod = "qlora"', "train.method must be one of 'full', 'lora', 'head-only'"),
-        ('name = "m"\nkind = "encoder"\n[train]\nvalidation_fraction = 0.5', "train.validation_fraction must be in the range 0..0.3"),
-        ('name = "m"\nkind = "encoder"\n[train.lora]\nr = 1000', "train.lora.r must be in the range 1..256"),
-        ('name = "m"\nkind = "encoder"\n[train.lora]\ndropout = 0.9', "train.lora.dropout must be in the range 0..0.5"),
-        ('name = "m"\nkind = "encoder"\n[phase1]\npooling = "max"', "phase1.pooling must be one of 'mean', 'cls'"),
-        ('name = "m"\nkind = "classifier"\n[phase1]\npooling = "cls"', "phase1.pooling applies to kind = \"encoder\" only"),
+        (
+            'name = "m"\nkind = "encoder"\n[train.lora]\nrank = 4',
+            "unknown key(s) 'rank' in [train.lora]",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nepochs = 0',
+            "train.epochs must be in the range 1..20; found 0",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nepochs = 2.5',
+            "train.epochs must be an integer; found 2.5",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nbatch_size = 512',
+            "train.batch_size must be in the range 1..256",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nmax_length = 8',
+            "train.max_length must be in the range 16..2048",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nwarmup_ratio = 0.9',
+            "train.warmup_ratio must be in the range 0..0.5",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nmethod = "qlora"',
+            "train.method must be one of 'full', 'lora', 'head-only'",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nvalidation_fraction = 0.5',
+            "train.validation_fraction must be in the range 0..0.3",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train.lora]\nr = 1000',
+            "train.lora.r must be in the range 1..256",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train.lora]\ndropout = 0.9',
+            "train.lora.dropout must be in the range 0..0.5",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[phase1]\npooling = "max"',
+            "phase1.pooling must be one of 'mean', 'cls'",
+        ),
+        (
+            'name = "m"\nkind = "classifier"\n[phase1]\npooling = "cls"',
+            'phase1.pooling applies to kind = "encoder" only',
+        ),
         ('name = "m"\nkind = "classifier"', "a classifier bundle needs a [labels] table"),
-        ('name = "m"\nkind = "encoder"\n[labels]\nA = "neoplasms"', "[labels] applies to kind = \"classifier\" only"),
-        ('name = "m"\nkind = "causal-lm"\n[phase1]\nprompt = "no placeholders"', "must contain the placeholders {text} and {labels}"),
-        ('name = "m"\nkind = "causal-lm"\n[phase1]\nmethod = "similarity"', "phase1.method 'similarity' does not match kind 'causal-lm'"),
+        (
+            'name = "m"\nkind = "encoder"\n[labels]\nA = "neoplasms"',
+            '[labels] applies to kind = "classifier" only',
+        ),
+        (
+            'name = "m"\nkind = "causal-lm"\n[phase1]\nprompt = "no placeholders"',
+            "must contain the placeholders {text} and {labels}",
+        ),
+        (
+            'name = "m"\nkind = "causal-lm"\n[phase1]\nmethod = "similarity"',
+            "phase1.method 'similarity' does not match kind 'causal-lm'",
+        ),
         ('name = "bad/name"\nkind = "encoder"', "name must be 1..100 characters"),
-        ('name = "m"\nkind = "encoder"\n[train]\nclass_weighting = "inverse"', "train.class_weighting must be one of 'none', 'balanced'"),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nclass_weighting = "inverse"',
+            "train.class_weighting must be one of 'none', 'balanced'",
+        ),
     ],
 )
 def test_manifest_errors(text: str, message: str) -> None:

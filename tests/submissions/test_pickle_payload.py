@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bedside.errors import BundleError
-from bedside.submissions.intake import submit_bundle
 from bedside.submissions.contributors import add_contributor
+from bedside.submissions.intake import submit_bundle
 from bedside.submissions.validate import validate_bundle
 from bedside.workspace import Workspace
 
@@ -55,7 +55,9 @@ def test_pickle_payload_refused_and_never_loaded(
     assert not marker.exists()
 
 
-def test_pickle_payload_never_reaches_the_store(make_bundle: Callable[..., Path], cws: Workspace, tmp_path: Path) -> None:
+def test_pickle_payload_never_reaches_the_store(
+    make_bundle: Callable[..., Path], cws: Workspace, tmp_path: Path
+) -> None:
     marker = tmp_path / "PWNED"
     add_contributor(cws, "acme")
     b = make_bundle()

@@ -15,7 +15,8 @@ from rich.table import Table
 from bedside.workspace import Workspace
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-console = Console()
+# Wide enough that model and class names are not split across lines in pipes and logs.
+console = Console(width=max(Console().width, 140))
 err_console = Console(stderr=True)
 
 

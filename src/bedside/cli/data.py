@@ -7,23 +7,48 @@ from typing import Any
 
 import typer
 
-from bedside.cli.common import FORMAT_OPTION, Format, console, emit, new_group, print_json, print_table, workspace
+from bedside.cli.common import (
+    FORMAT_OPTION,
+    Format,
+    console,
+    emit,
+    new_group,
+    print_json,
+    print_table,
+    workspace,
+)
 
-data_app = new_group("Corpus intake (validate, split, version), EDA for contributors, synthetic corpus.")
+data_app = new_group(
+    "Corpus intake (validate, split, version), EDA for contributors, synthetic corpus."
+)
 
 
 @data_app.command("add")
 def add(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="Corpus file: .csv, .tsv, .jsonl or .parquet (UTF-8)."),
-    holdout: Path = typer.Option(None, "--holdout", help="A fixed holdout file (same columns); kept exactly."),
-    text_col: str = typer.Option(None, "--text-col", help="Column with the text (default: detected)."),
-    label_col: str = typer.Option(None, "--label-col", help="Column with the label (default: detected)."),
-    labels: Path = typer.Option(None, "--labels", help="Names file for numeric ids: id,name[,description]."),
-    descriptions: Path = typer.Option(None, "--descriptions", help="name,description file for zero-shot prompts."),
-    holdout_fraction: float = typer.Option(0.2, "--holdout-fraction", help="Holdout share when no --holdout is given."),
+    holdout: Path = typer.Option(
+        None, "--holdout", help="A fixed holdout file (same columns); kept exactly."
+    ),
+    text_col: str = typer.Option(
+        None, "--text-col", help="Column with the text (default: detected)."
+    ),
+    label_col: str = typer.Option(
+        None, "--label-col", help="Column with the label (default: detected)."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="Names file for numeric ids: id,name[,description]."
+    ),
+    descriptions: Path = typer.Option(
+        None, "--descriptions", help="name,description file for zero-shot prompts."
+    ),
+    holdout_fraction: float = typer.Option(
+        0.2, "--holdout-fraction", help="Holdout share when no --holdout is given."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the stratified group split."),
-    append: bool = typer.Option(False, "--append", help="Add the rows to the active version (as a new version)."),
+    append: bool = typer.Option(
+        False, "--append", help="Add the rows to the active version (as a new version)."
+    ),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Validate, split and store FILE as a new corpus version (made active)."""
@@ -51,10 +76,16 @@ def add(
         ("version", r["version_id"]),
         ("hash", r["hash"][:16]),
         ("train / holdout rows", f"{r['n_train']} / {r['n_holdout']}"),
-        ("split", f"{r['split']['method']} (seed {r['split']['seed']}, fraction {r['split']['fraction']})"),
+        (
+            "split",
+            f"{r['split']['method']} (seed {r['split']['seed']}, fraction {r['split']['fraction']})",
+        ),
         ("classes", ", ".join(c["name"] for c in r["classes"])),
         ("duplicate rows / groups", f"{dup['duplicate_rows']} / {dup['duplicate_groups']}"),
-        ("conflicting-label rows / groups", f"{dup['conflicting_rows']} / {dup['conflicting_groups']}"),
+        (
+            "conflicting-label rows / groups",
+            f"{dup['conflicting_rows']} / {dup['conflicting_groups']}",
+        ),
         ("groups crossing the split", dup["crossing_groups"]),
     ]
     print_table("corpus version", ["", "value"], rows)
@@ -85,7 +116,18 @@ def versions(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 
 
 def _version_summary(meta: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "hash", "parent_id", "created_at", "path", "n_train", "n_holdout", "classes", "split", "source")
+    keys = (
+        "id",
+        "hash",
+        "parent_id",
+        "created_at",
+        "path",
+        "n_train",
+        "n_holdout",
+        "classes",
+        "split",
+        "source",
+    )
     out = {key: meta[key] for key in keys}
     out["active"] = bool(meta["active"])
     out["intake"] = meta["report"].get("intake", {})
@@ -95,7 +137,9 @@ def _version_summary(meta: dict[str, Any]) -> dict[str, Any]:
 @data_app.command("show")
 def show(
     ctx: typer.Context,
-    version: str = typer.Option(None, "--version", "-v", help="Version id or hash prefix (default: active)."),
+    version: str = typer.Option(
+        None, "--version", "-v", help="Version id or hash prefix (default: active)."
+    ),
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Show one corpus version (default: the active one): classes, split, sources, intake checks."""
@@ -115,11 +159,18 @@ def show(
         ("train / holdout rows", f"{info['n_train']} / {info['n_holdout']}"),
         ("split", f"{split['method']}, seed {split['seed']}, fraction {split['fraction']}"),
         ("files", ", ".join(f["name"] for f in info["source"].get("files", []))),
-        ("columns", f"text={info['source'].get('text_col')}, label={info['source'].get('label_col')}"),
+        (
+            "columns",
+            f"text={info['source'].get('text_col')}, label={info['source'].get('label_col')}",
+        ),
     ]
     rows += [(f"duplicates: {k}", v) for k, v in info["intake"].get("duplicates", {}).items()]
     print_table("corpus version", ["", "value"], rows)
-    print_table("classes", ["id", "name", "description"], [(c["id"], c["name"], c["description"]) for c in info["classes"]])
+    print_table(
+        "classes",
+        ["id", "name", "description"],
+        [(c["id"], c["name"], c["description"]) for c in info["classes"]],
+    )
 
 
 def _print_eda(eda: dict[str, Any]) -> None:
@@ -137,7 +188,10 @@ def _print_eda(eda: dict[str, Any]) -> None:
     for unit in ("words", "chars"):
         lengths = eda["lengths"][unit]
         table = [("(all)", *[lengths["overall"].get(s) for s in stat_cols])]
-        table += [(name, *[st.get(s, "-") for s in stat_cols]) for name, st in lengths["per_class"].items()]
+        table += [
+            (name, *[st.get(s, "-") for s in stat_cols])
+            for name, st in lengths["per_class"].items()
+        ]
         print_table(f"length in {unit} (min/max rounded outwards)", ["class", *stat_cols], table)
     print_table("duplicates", ["", "count"], list(eda["duplicates"].items()))
     console.print(f"holdout length terciles (words): {eda['length_terciles']}")
@@ -149,7 +203,9 @@ def eda(
     fmt: Format = FORMAT_OPTION,
     plots: Path = typer.Option(None, "--plots", help="Also write the charts to this directory."),
     plot_format: str = typer.Option("png", "--plot-format", help="png or svg."),
-    version: str = typer.Option(None, "--version", "-v", help="Version id or hash prefix (default: active)."),
+    version: str = typer.Option(
+        None, "--version", "-v", help="Version id or hash prefix (default: active)."
+    ),
 ) -> None:
     """Aggregate statistics of a corpus version, as contributors may see them (k-suppressed)."""
     from bedside.data.corpus import load_corpus
@@ -175,7 +231,9 @@ def synth(
     out: Path = typer.Argument(..., help="CSV file to write (columns text,label)."),
     n: int = typer.Option(2000, "--n", help="Number of abstracts."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same bytes."),
-    ambiguous_share: float = typer.Option(0.15, "--ambiguous-share", help="Share of abstracts mixing two areas."),
+    ambiguous_share: float = typer.Option(
+        0.15, "--ambiguous-share", help="Share of abstracts mixing two areas."
+    ),
     descriptions_out: Path = typer.Option(
         None, "--descriptions-out", help="Also write a name,description file (for --descriptions)."
     ),
@@ -183,7 +241,9 @@ def synth(
     """Write the synthetic corpus (five classes, imbalanced like the real one) to OUT."""
     from bedside.data.synthetic import write_synthetic
 
-    df = write_synthetic(out, n=n, seed=seed, ambiguous_share=ambiguous_share, descriptions=descriptions_out)
+    df = write_synthetic(
+        out, n=n, seed=seed, ambiguous_share=ambiguous_share, descriptions=descriptions_out
+    )
     console.print(f"wrote {len(df)} synthetic abstracts to {out}")
     if descriptions_out is not None:
         console.print(f"wrote class descriptions to {descriptions_out}")

@@ -167,18 +167,12 @@ def submissions(
             s["status"],
             "yes" if s["counted"] else "no",
             _pf(s["estimate"].get("total", 0)),
-            s["bundle_hash"][:12],
-            s["created_at"],
+            str(s["created_at"])[:10],
         )
         for s in subs
     ]
-    emit(
-        fmt,
-        subs,
-        ["#", "contributor", "name", "kind", "status", "counted", "PFLOPs", "bundle", "created"],
-        rows,
-        title="submissions",
-    )
+    columns = ["#", "contributor", "name", "kind", "status", "counted", "PFLOPs", "created"]
+    emit(fmt, subs, columns, rows, title="submissions")
 
 
 # -- contributors ------------------------------------------------------------------------------

@@ -11,7 +11,15 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from bedside.cli.common import FORMAT_OPTION, Format, console, emit, new_group, print_json, workspace
+from bedside.cli.common import (
+    FORMAT_OPTION,
+    Format,
+    console,
+    emit,
+    new_group,
+    print_json,
+    workspace,
+)
 
 audit_app = new_group("Inspect the hash-chained audit log.")
 
@@ -22,14 +30,18 @@ def _f3(x: Any) -> str:
 
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (default: this machine only)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to listen on (default: this machine only)."
+    ),
     port: int = typer.Option(8000, "--port", help="TCP port."),
 ) -> None:
     """Run the web app and the HTTP API (uvicorn) until interrupted."""
     from bedside.web.app import serve as run
 
     ws = workspace(ctx)
-    console.print(f"bedside serving {ws.root} on http://{host}:{port}  (log in with an API token; Ctrl+C stops)")
+    console.print(
+        f"bedside serving {ws.root} on http://{host}:{port}  (log in with an API token; Ctrl+C stops)"
+    )
     run(ws, host=host, port=port)
 
 
@@ -38,7 +50,11 @@ def publish(ctx: typer.Context) -> None:
     from bedside.leaderboard import set_published
 
     out = set_published(workspace(ctx), True)
-    console.print("leaderboard published" + ("" if out["changed"] else " (it already was)") + f": {out['rows']} rows")
+    console.print(
+        "leaderboard published"
+        + ("" if out["changed"] else " (it already was)")
+        + f": {out['rows']} rows"
+    )
 
 
 def unpublish(ctx: typer.Context) -> None:
@@ -61,7 +77,9 @@ def show_leaderboard(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
             r["model"],
             r["vendor"],
             _f3(r["macro_f1"]),
-            f"[{_f3(r['macro_f1_ci'][0])}, {_f3(r['macro_f1_ci'][1])}]" if r["macro_f1_ci"] else "-",
+            f"[{_f3(r['macro_f1_ci'][0])}, {_f3(r['macro_f1_ci'][1])}]"
+            if r["macro_f1_ci"]
+            else "-",
             "-" if r["delta"] is None else f"{r['delta']:+.3f}",
             " ".join(_f3(pc["recall"]) for pc in r["per_class"] if pc["small"]),
             _f3(r["worst_gap"]),
@@ -71,7 +89,17 @@ def show_leaderboard(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
     ]
     small = ", ".join(board["small_classes"])
     title = "leaderboard" + ("" if board["published"] else " (not published)")
-    cols = ["rank", "model", "vendor", "macro-F1", "95% CI", "phase 1->2", f"recall: {small}", "worst gap", "PFLOPs"]
+    cols = [
+        "rank",
+        "model",
+        "vendor",
+        "macro-F1",
+        "95% CI",
+        "phase 1->2",
+        f"recall: {small}",
+        "worst gap",
+        "PFLOPs",
+    ]
     emit(fmt, board, cols, rows, title=title)
 
 
@@ -79,12 +107,22 @@ def impact(
     ctx: typer.Context,
     fmt: Format = FORMAT_OPTION,
     abstracts_per_year: int = typer.Option(None, "--abstracts-per-year", help="Abstracts a year."),
-    cost_per_missed_paper: float = typer.Option(None, "--cost-per-missed-paper", help="Cost of one missed paper."),
-    reviewer_cost_per_fte: float = typer.Option(None, "--reviewer-cost-per-fte", help="Yearly cost of one reviewer."),
+    cost_per_missed_paper: float = typer.Option(
+        None, "--cost-per-missed-paper", help="Cost of one missed paper."
+    ),
+    reviewer_cost_per_fte: float = typer.Option(
+        None, "--reviewer-cost-per-fte", help="Yearly cost of one reviewer."
+    ),
     reviewer_fte: float = typer.Option(None, "--reviewer-fte", help="Reviewer FTE still needed."),
-    ai_cost_per_year: float = typer.Option(None, "--ai-cost-per-year", help="Default yearly AI cost per vendor."),
-    ai_cost: list[str] = typer.Option([], "--ai-cost", help="VENDOR=AMOUNT, a vendor's own yearly cost (repeatable)."),
-    baseline_cost: float = typer.Option(0.0, "--baseline-cost", help="Yearly cost of running the internal baseline."),
+    ai_cost_per_year: float = typer.Option(
+        None, "--ai-cost-per-year", help="Default yearly AI cost per vendor."
+    ),
+    ai_cost: list[str] = typer.Option(
+        [], "--ai-cost", help="VENDOR=AMOUNT, a vendor's own yearly cost (repeatable)."
+    ),
+    baseline_cost: float = typer.Option(
+        0.0, "--baseline-cost", help="Yearly cost of running the internal baseline."
+    ),
     currency: str = typer.Option(None, "--currency", help="Currency code, e.g. EUR."),
 ) -> None:
     """Estimate missed papers and annual cost per model from its per-class recall."""
@@ -108,12 +146,19 @@ def impact(
             f"{r['missed_per_year']:,.0f}",
             f"{r['miss_cost']:,.0f}",
             f"{r['total_cost']:,.0f}",
-            "-" if r["kind"] == "baseline" or r["vs_baseline"] is None else f"{r['vs_baseline']:+,.0f}",
+            "-"
+            if r["kind"] == "baseline" or r["vs_baseline"] is None
+            else f"{r['vs_baseline']:+,.0f}",
         ]
         for r in out["rows"]
     ]
     cur = out["currency"]
-    emit(fmt, out, ["model", "vendor", "missed/yr", f"miss cost ({cur})", f"total/yr ({cur})", "vs baseline"], rows)
+    emit(
+        fmt,
+        out,
+        ["model", "vendor", "missed/yr", f"miss cost ({cur})", f"total/yr ({cur})", "vs baseline"],
+        rows,
+    )
     if fmt == Format.table:
         for s in out["statements"]:
             console.print(f"  - {escape(s)}", highlight=False)
@@ -147,8 +192,13 @@ def audit_list(
     if fmt == Format.json:
         print_json(entries)
         return
-    rows = [[e["id"], e["ts"], e["actor"], e["action"], json.dumps(e["payload"])[:80], e["hash"][:12]] for e in entries]
-    emit(fmt, entries, ["id", "time", "actor", "action", "payload", "hash"], rows, title="audit log")
+    rows = [
+        [e["id"], e["ts"], e["actor"], e["action"], json.dumps(e["payload"])[:80], e["hash"][:12]]
+        for e in entries
+    ]
+    emit(
+        fmt, entries, ["id", "time", "actor", "action", "payload", "hash"], rows, title="audit log"
+    )
 
 
 def report(

@@ -88,9 +88,12 @@ def _suppress_classes(train: list[int], holdout: list[int], k: int) -> list[list
     changed = True
     while changed:
         changed = False
-        for i in range(len(cells)):  # train + holdout = total, with the total shown
-            if not hidden[i][2] and hidden[i][0] != hidden[i][1]:
-                hidden[i] = [True, True, False]
+        for i in range(
+            len(cells)
+        ):  # train + holdout = total: one hidden cell of three is derivable
+            if sum(hidden[i]) == 1:
+                j = min((j for j in range(3) if not hidden[i][j]), key=lambda j: cells[i][j])
+                hidden[i][j] = True
                 changed = True
         for j in range(3):  # a column adds up to its shown margin
             col_hidden = [i for i in range(len(cells)) if hidden[i][j]]

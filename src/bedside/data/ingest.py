@@ -54,13 +54,15 @@ def _read(
     label_col: str | None,
     names: list[ClassInfo] | None,
     names_file: str,
+    hint: str | None = None,
+    table: v.Table | None = None,
 ) -> tuple[v.Table, pd.DataFrame, list[ClassInfo], str, str]:
-    """Read one file into ``text, label, group`` (label = class name)."""
-    table = v.read_table(path)
+    """Read one file (or an already read ``table``) into ``text, label, group`` (label = class name)."""
+    table = table or v.read_table(path)
     tc, lc = v.detect_columns(table, text_col, label_col)
     texts = v.check_texts(table, tc)
     raw = v.check_labels(table, lc)
-    label_names, classes = v.resolve_classes(table, raw, names, names_file=names_file)
+    label_names, classes = v.resolve_classes(table, raw, names, names_file=names_file, hint=hint)
     df = pd.DataFrame({"text": texts.to_numpy(), "label": label_names.to_numpy()})
     df["group"] = df["text"].map(group_key)
     return table, df, classes, tc, lc
@@ -230,20 +232,29 @@ def _append(
             hint="Add the file without --append first.",
         ) from None
     src = active.meta["source"]
-    text_col = text_col or (src.get("text_col") if src.get("text_col") in _columns(path) else None)
-    label_col = label_col or (
-        src.get("label_col") if src.get("label_col") in _columns(path) else None
-    )
+    table = v.read_table(path)
+    # Reuse the active version's column names where the new file has them.
+    if text_col is None and src.get("text_col") in table.df.columns:
+        text_col = src["text_col"]
+    if label_col is None and src.get("label_col") in table.df.columns:
+        label_col = src["label_col"]
     lookup = names or active.classes
+    keep = "--append keeps the classes; add a new corpus (without --append) to change them."
     table, df, _, tc, lc = _read(
-        path, text_col, label_col, lookup, names_file if names else "the active corpus's classes"
+        path,
+        text_col,
+        label_col,
+        lookup,
+        names_file if names else "the active corpus",
+        hint=keep,
+        table=table,
     )
     classes = _apply_descriptions(active.classes, Path(descriptions) if descriptions else None)
     unknown = sorted(set(df["label"]) - set(active.class_names))
-    if unknown:
+    if unknown:  # a names file given with --append may name classes the corpus lacks
         raise DataError(
             f"{table.path.name} has class(es) the active corpus lacks: {', '.join(map(repr, unknown))}.",
-            hint="--append keeps the classes; add a new corpus (without --append) to change them.",
+            hint=keep,
         )
     start = int(max(active.train["row_id"].max(), active.holdout["row_id"].max())) + 1
     df["row_id"] = np.arange(start, start + len(df), dtype=np.int64)
@@ -265,13 +276,6 @@ def _append(
     ]
     source = {**src, "files": files}
     return _store(ws, train, hold, classes, split, source, parent_hash=active.hash, actor=actor)
-
-
-def _columns(path: Path) -> list[str]:
-    try:
-        return list(v.read_table(path).df.columns)
-    except DataError:
-        return []
 
 
 def _store(

@@ -67,7 +67,9 @@ def _histograms(eda: dict[str, Any]) -> Figure:
     for ax, (name, st) in zip(axes, per.items(), strict=True):
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         if st.get("suppressed"):
-            ax.text(0.5, 0.5, f"fewer than {k} rows: not shown", transform=ax.transAxes, ha="center")
+            ax.text(
+                0.5, 0.5, f"fewer than {k} rows: not shown", transform=ax.transAxes, ha="center"
+            )
             continue
         edges = st["hist"]["edges"]
         vals = [_num(c, k) for c in st["hist"]["counts"]]

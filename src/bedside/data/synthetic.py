@@ -5,7 +5,7 @@ word lists written for bedside (``synthetic_vocab.py``). The generator is made *
 a useful stand-in: every slot draws from shared generic vocabulary some of the time, documents
 stray into other classes' vocabulary, and ``ambiguous_share`` of the abstracts mix two areas
 almost evenly (as multi-label abstracts do in the real corpus). At the defaults, TF-IDF + logistic
-regression scores a macro-F1 of about 0.85 (the test suite pins it to [0.75, 0.92]).
+regression scores a macro-F1 of about 0.83 (the test suite pins it to [0.75, 0.92]).
 
 Lengths follow the real corpus: about 180 words on average (range roughly 24 to 556),
 cardiovascular abstracts longest and nervous-system abstracts shortest.
@@ -54,8 +54,8 @@ MEAN_WORDS = {
 MIN_WORDS, MAX_WORDS = 24, 556
 LENGTH_SHAPE = 5.5  # gamma shape: sd is about mean / sqrt(shape), as in the real corpus
 
-# Difficulty knobs (tuned so that TF-IDF + LR lands near 0.85 macro-F1 at the defaults).
-GENERIC_BETA = (2.2, 2.8)  # per-document share of generic slots ~ Beta: some abstracts say little
+# Difficulty knobs (tuned so that TF-IDF + LR lands near 0.83 macro-F1 at the defaults).
+GENERIC_BETA = (2.35, 2.65)  # per-document share of generic slots ~ Beta: some abstracts say little
 STRAY_P = 0.10  # a slot uses a random other class's vocabulary
 STRAY_P_GENERAL = 0.25  # general conditions borrow more: they occur in every organ system
 FOCUS_P = 0.6  # a slot reuses one of the document's few focus terms
@@ -66,7 +66,8 @@ def class_counts(n: int) -> dict[str, int]:
     """Rows per class for ``n`` rows (largest remainder), e.g. ``class_counts(1000)["neoplasms"] == 219``."""
     raw = {c: n * SHARES[c] for c in CLASSES}
     counts = {c: int(raw[c]) for c in CLASSES}
-    by_remainder = sorted(CLASSES, key=lambda c: (-(raw[c] - counts[c]), CLASSES.index(c)))
+    # Ties (the shares sum to 0.999) go to the larger class; rounding hides float noise.
+    by_remainder = sorted(CLASSES, key=lambda c: (-round(raw[c] - counts[c], 9), -SHARES[c]))
     for c in by_remainder[: n - sum(counts.values())]:
         counts[c] += 1
     return counts

@@ -378,6 +378,7 @@ def resolve_classes(
     names: list[ClassInfo] | None,
     *,
     names_file: str = "the names file",
+    hint: str | None = None,
 ) -> tuple[pd.Series, list[ClassInfo]]:
     """Map raw labels to class names; return (names per row, classes in workspace order).
 
@@ -391,9 +392,9 @@ def resolve_classes(
             values = sorted({labels.iloc[i] for i in unknown})
             raise DataError(
                 f"{len(unknown)} row(s) of {table.where} have labels not in {names_file}: "
-                f"{', '.join(map(repr, values[:_SHOW]))} (at {table.rows(unknown)}). Known ids are: "
-                f"{', '.join(c.id for c in names)}.",
-                hint=f"Add the missing classes to {names_file}, or fix those rows.",
+                f"{', '.join(map(repr, values[:_SHOW]))} (at {table.rows(unknown)}). Known classes are: "
+                f"{', '.join(f'{c.id}={c.name}' for c in names)}.",
+                hint=hint or f"Add the missing classes to {names_file}, or fix those rows.",
             )
         return labels.map(by_key), sort_classes(names)
     if is_numeric_ids(labels):

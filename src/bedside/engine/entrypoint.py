@@ -68,6 +68,11 @@ def run_job(job_dir: Path) -> dict[str, Any]:
     )
     t0 = time.monotonic()
     compute: dict[str, Any] = {"device": str(ctx.device), "threads": spec.threads}
+    if not ctx.bundle.is_dir():
+        raise JobError(
+            f"the model bundle {spec.bundle!r} is missing from the job directory (or is a broken link).",
+            error_class="invalid_input",
+        )
     if spec.budget_flops is not None and spec.budget_flops <= 0:
         raise JobError("the compute budget is already spent.", error_class="budget_exhausted")
     if spec.kind == "phase1":
@@ -99,11 +104,13 @@ def run_job(job_dir: Path) -> dict[str, Any]:
             f"the engine runs phase1 and phase2 jobs, not {spec.kind!r}.",
             error_class="invalid_input",
         )
+    ctx.progress.finish()
     write_predictions(ctx.out / "predictions.json", ctx.class_names, row_ids, probs)
     compute.update(
         {
             "flops": ctx.counter.flops,
             "flops_by_stage": ctx.counter.by_stage,
+            "seconds_by_stage": ctx.progress.seconds,
             "tokens": ctx.counter.tokens,
             "wall_s": round(time.monotonic() - t0, 3),
             "peak_rss_mb": _peak_rss_mb(),

@@ -27,7 +27,7 @@ from bedside.engine.modeling import Encoded, bundle_pooling, encode, load_model,
 from bedside.engine.predict import embed
 
 C_GRID = (0.1, 1.0, 10.0)
-CHUNK = 256  # rows embedded between budget checks
+CHUNK = 64  # rows embedded between budget checks
 
 
 def _embed_all(

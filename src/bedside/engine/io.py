@@ -76,6 +76,9 @@ def prepare_environment(job_dir: Path, out_dir: Path) -> None:
         ("TRITON_CACHE_DIR", "triton"),
         ("XDG_CACHE_HOME", "xdg"),
         ("MPLCONFIGDIR", "mpl"),
+        ("CUDA_CACHE_PATH", "nv"),  # else the CUDA driver writes ~/.nv
+        ("TORCH_HOME", "torch"),
+        ("PYTORCH_KERNEL_CACHE_PATH", "torch/kernels"),
     ):
         os.environ[var] = str(cache / sub)
     os.environ.setdefault("TMPDIR", str(cache / "tmp"))

@@ -25,11 +25,23 @@ class Progress:
         self._step0 = 0
         self._examples = 0
         self._last_write = 0.0
+        self.seconds: dict[str, float] = {}  # wall time per stage, for compute.json
+
+    def _close(self) -> None:
+        if self._stage:
+            spent = time.monotonic() - self._t0
+            self.seconds[self._stage] = round(self.seconds.get(self._stage, 0.0) + spent, 3)
 
     def start(self, stage: str, total: int, step: int = 0) -> None:
         """Begin a stage (``tokenise``, ``train``, ``predict`` ...); throughput restarts."""
+        self._close()
         self._stage, self._t0, self._step0, self._examples = stage, time.monotonic(), step, 0
         self.update(step, total, force=True)
+
+    def finish(self) -> None:
+        """Close the running stage's clock."""
+        self._close()
+        self._stage = ""
 
     def update(
         self,

@@ -24,12 +24,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +46,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bedside.data.corpus import Corpus
-    from bedside.sandbox.launch import LaunchResult
+    from bedside.jobs.executor import JobOutcome, ProgressHook
+    from bedside.jobs.queue import ClaimedJob
+    from bedside.sandbox.launch import Launcher, LaunchResult
     from bedside.workspace import Workspace
 
 PFLOP = 1e15
@@ -302,7 +306,9 @@ def collect_and_score(ws: Workspace, job_row: dict[str, Any], launch_result: Lau
     out = spec.path(job_dir, "out")
     row_ids = [str(r) for r in corpus.holdout["row_id"]]
     classes = corpus.class_names
-    probs = load_predictions(out / "predictions.json", row_ids, classes)
+    probs = load_predictions(
+        out / "predictions.json", row_ids, classes, max_bytes=predictions_cap(row_ids, classes)
+    )
     phase = PHASES[str(job_row["kind"])]
     phase1 = None
     if phase == 2 and (p1 := _phase1_result_id(ws, int(sub["id"]))) is not None:
@@ -350,6 +356,13 @@ def collect_and_score(ws: Workspace, job_row: dict[str, Any], launch_result: Lau
     )
 
 
+def predictions_cap(row_ids: list[str], classes: list[str]) -> int:
+    """Generous size limit for a predictions file of this shape (row ids and 17-digit floats);
+    anything larger is padding or smuggling."""
+    per_row = max((len(r) for r in row_ids), default=0) + 8 + 28 * len(classes)
+    return 65536 + sum(len(c) + 4 for c in classes) + len(row_ids) * per_row
+
+
 def actual_pflops(ws: Workspace, job_id: int) -> float:
     """What a finished job spent, from its ``out/compute.json`` (0 when it does not say)."""
     flops = read_compute(ws.jobs_dir / str(job_id) / "out").get("flops")
@@ -383,3 +396,98 @@ def public_job_view(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
     }
+
+
+# -- running a submission in the foreground ------------------------------------------------
+
+
+def run_submission(
+    ws: Workspace,
+    submission_id: int,
+    phases: tuple[int, ...] = (1, 2),
+    launcher: Launcher | None = None,
+    progress: bool = True,
+    lease_s: float = 60.0,
+) -> list[JobOutcome]:
+    """Run a submission's phase jobs now, in this process (``bedside run``), through the same
+    queue leases, sandbox and scoring as the worker. Jobs already done are skipped.
+
+    >>> [o.state for o in run_submission(ws, 3, phases=(1,))]  # doctest: +SKIP
+    ['done']
+    """
+    from bedside.jobs.executor import JobExecutor
+    from bedside.jobs.queue import SqlQueue
+    from bedside.jobs.worker import worker_id
+
+    t = schema.jobs
+    with ws.store.read() as conn:
+        rows = {
+            r["kind"]: dict(r)
+            for r in conn.execute(
+                select(t).where(t.c.submission_id == submission_id).order_by(t.c.id)
+            ).mappings()
+        }
+    if not rows:
+        raise NotFoundError(
+            f"submission {submission_id} has no jobs.",
+            hint="List submissions with `bedside submissions`.",
+        )
+    if launcher is None:
+        from bedside.sandbox.probe import launcher_for_policy
+
+        launcher = launcher_for_policy(ws.policy())
+    queue = SqlQueue(ws.store)
+    owner = worker_id()
+    outcomes: list[JobOutcome] = []
+    with _progress_bar(progress) as hook:
+        ex = JobExecutor(ws, queue, launcher, lease_s=lease_s, on_progress=hook)
+        for phase in sorted(phases):
+            row = rows.get(f"phase{phase}")
+            if row is None:
+                raise NotFoundError(f"submission {submission_id} has no phase {phase} job.")
+            if row["state"] == "done":
+                continue
+            job = queue.claim_job(int(row["id"]), owner, lease_s)
+            if job is None:
+                state = queue.state(int(row["id"]))
+                raise JobError(
+                    f"job {row['id']} (phase {phase}) cannot run now: it is {state}"
+                    + (" and its dependency is not done" if state == "queued" else "")
+                    + ".",
+                    hint="A running job belongs to a worker; a failed one was final. See `bedside jobs show ID`.",
+                )
+            outcome = ex.run(job, owner)
+            outcomes.append(outcome)
+            if outcome.state != "done":
+                break
+    return outcomes
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool) -> Iterator[ProgressHook | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    tasks: dict[int, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+
+        def hook(job: ClaimedJob, rec: dict[str, Any]) -> None:
+            desc = f"job {job.id} {job.kind}: {rec.get('stage', '')}"
+            if job.id not in tasks:
+                tasks[job.id] = bar.add_task(desc, total=rec.get("total") or 1)
+            bar.update(
+                tasks[job.id],
+                description=desc,
+                total=rec.get("total") or 1,
+                completed=rec.get("step") or 0,
+            )
+
+        yield hook

@@ -279,9 +279,13 @@ class SqlQueue(Queue):
                 return str(row.state)
             self._finish(conn, job_id, "cancelled", "cancelled", "cancelled by the owner")
             # what waits on it will never run: cancel that too
-            deps = conn.execute(select(t.c.id).where(t.c.depends_on == job_id, t.c.state == "queued")).scalars()
+            deps = conn.execute(
+                select(t.c.id).where(t.c.depends_on == job_id, t.c.state == "queued")
+            ).scalars()
             for dep in list(deps):
-                self._finish(conn, dep, "cancelled", "cancelled", f"job {job_id} it depends on was cancelled")
+                self._finish(
+                    conn, dep, "cancelled", "cancelled", f"job {job_id} it depends on was cancelled"
+                )
             return "cancelled"
 
     def state(self, job_id: int) -> str | None:

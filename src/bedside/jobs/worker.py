@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,7 +69,10 @@ class Worker:
             from bedside.evaluation.baseline import ensure_baselines
         except ImportError:
             return
-        ensure_baselines(self.ws)
+        try:
+            ensure_baselines(self.ws)
+        except Exception as e:  # best effort: a baseline problem must not stop the queue
+            print(f"worker: the internal baseline could not be computed: {e}", file=sys.stderr)
 
     def run(self, once: bool = False, max_jobs: int | None = None) -> list[JobOutcome]:
         """Work until stopped; with ``once``, until the queue has nothing runnable left."""

@@ -121,7 +121,9 @@ class JobCgroup:
                 if memsw.exists():  # no swapping around the limit
                     memsw.write_text(str(memory_bytes))
                 (cg.dirs["pids"] / "pids.max").write_text(str(pids))
-                if "cpu" in cg.dirs:
+                # A CFS quota at or above the host's core count limits nothing but still
+                # throttles bursty multi-threaded code at period edges: skip it then.
+                if "cpu" in cg.dirs and cpus < (os.cpu_count() or 1):
                     (cg.dirs["cpu"] / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                     (cg.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(int(cpus * CPU_PERIOD_US)))
             else:
@@ -140,7 +142,7 @@ class JobCgroup:
                 if (d / "memory.swap.max").exists():
                     (d / "memory.swap.max").write_text("0")
                 (d / "pids.max").write_text(str(pids))
-                if (d / "cpu.max").exists():
+                if (d / "cpu.max").exists() and cpus < (os.cpu_count() or 1):
                     (d / "cpu.max").write_text(f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
         except OSError as e:
             cg.close()

@@ -50,6 +50,7 @@ STAGE_PREFIX = "bedside-job-"  # + launcher pid: a dead launcher's leftovers can
 CGROUP_PREFIX = "bedside-"
 HELPER = Path(__file__).with_name("_exec.py")
 HELPER_FAILED = 121
+QUOTA_EVERY_S = 0.2
 STATUS_FD = 9  # where tier A's status fd sits inside bwrap (sh redirects fds 0-9 only)
 # Error classes a job may report for itself in out/error.json. platform_error is the launcher's
 # alone: a job must not be able to make its failure not count.
@@ -57,6 +58,7 @@ JOB_ERROR_CLASSES = {
     "timeout",
     "out_of_memory",
     "invalid_output",
+    "invalid_input",
     "model_error",
     "budget_exhausted",
 }
@@ -427,22 +429,32 @@ class ProcessLauncher(Launcher):
         Returns (wait status code, max rss in KB, reason or "")."""
         quota = int(limits.output_quota_mb * 2**20)
         why = ""
-        last_slow = 0.0
+        last_slow = last_quota = 0.0
+
+        def over_quota() -> bool:
+            return dir_size(out_dir, quota) > quota or dir_size(ckpt_dir, quota) > quota
+
         while True:
             pid, wstatus, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(wstatus)
+                if not why and over_quota():
+                    why = "quota"
                 return proc.returncode, int(ru.ru_maxrss), why
             now = time.monotonic()
             if not why:
                 if now - t0 > limits.wall_time_s:
                     why = "timeout"
-                elif now - last_slow >= 1.0:
+                elif now - last_quota >= QUOTA_EVERY_S:
+                    # RLIMIT_FSIZE caps each file; the total is checked here, so a job can
+                    # overshoot by what it writes in QUOTA_EVERY_S (see docs/threat-model.md).
+                    last_quota = now
+                    if over_quota():
+                        why = "quota"
+                if not why and now - last_slow >= 1.0:
                     last_slow = now
                     if should_cancel is not None and should_cancel():
                         why = "cancelled"
-                    elif dir_size(out_dir, quota) > quota or dir_size(ckpt_dir, quota) > quota:
-                        why = "quota"
                     if on_poll is not None:
                         with contextlib.suppress(Exception):  # progress is best effort
                             on_poll()

@@ -32,9 +32,15 @@ class ErrorResponse(BaseModel):
 
 
 class ContributorCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="Vendor name, unique in the workspace.")
-    max_submissions: int | None = Field(default=None, ge=0, description="Default: the policy's default_submissions.")
-    budget_pflops: float | None = Field(default=None, ge=0, description="Default: the policy's default_budget_pflops.")
+    name: str = Field(
+        min_length=1, max_length=200, description="Vendor name, unique in the workspace."
+    )
+    max_submissions: int | None = Field(
+        default=None, ge=0, description="Default: the policy's default_submissions."
+    )
+    budget_pflops: float | None = Field(
+        default=None, ge=0, description="Default: the policy's default_budget_pflops."
+    )
 
 
 class ContributorUpdate(BaseModel):
@@ -78,7 +84,9 @@ def health() -> Json:
     return {"ok": True, "version": __version__}
 
 
-@router.get("/me", tags=["meta"], summary="Who am I; a contributor's remaining submissions and budget.")
+@router.get(
+    "/me", tags=["meta"], summary="Who am I; a contributor's remaining submissions and budget."
+)
 def me(ws: WS, p: Viewer) -> Json:
     out: Json = {"role": p.role, "name": p.name, "published": leaderboard.is_published(ws)}
     if p.is_owner:
@@ -97,14 +105,18 @@ def me(ws: WS, p: Viewer) -> Json:
     return out
 
 
-@router.get("/leaderboard", tags=["leaderboard"], summary="The leaderboard rows this caller may see.")
+@router.get(
+    "/leaderboard", tags=["leaderboard"], summary="The leaderboard rows this caller may see."
+)
 def get_leaderboard(ws: WS, p: MaybeViewer) -> Json:
     """Owner: every row. Contributor: own rows and the baseline until published, then all.
     Anonymous: only once published."""
     return leaderboard.build_leaderboard(ws, p)
 
 
-@router.get("/impact", tags=["leaderboard"], summary="Business impact of the visible leaderboard rows.")
+@router.get(
+    "/impact", tags=["leaderboard"], summary="Business impact of the visible leaderboard rows."
+)
 def get_impact(
     ws: WS,
     p: MaybeViewer,
@@ -112,11 +124,14 @@ def get_impact(
     cost_per_missed_paper: Annotated[float | None, Query(ge=0)] = None,
     reviewer_cost_per_fte: Annotated[float | None, Query(ge=0)] = None,
     reviewer_fte: Annotated[float | None, Query(ge=0)] = None,
-    ai_cost_per_year: Annotated[float | None, Query(ge=0, description="Default AI cost per vendor.")] = None,
+    ai_cost_per_year: Annotated[
+        float | None, Query(ge=0, description="Default AI cost per vendor.")
+    ] = None,
     baseline_cost_per_year: Annotated[float, Query(ge=0)] = 0.0,
     currency: Annotated[str | None, Query(max_length=8)] = None,
     ai_cost: Annotated[
-        list[str] | None, Query(description="Per-vendor AI cost as `VENDOR=AMOUNT`; repeat for several.")
+        list[str] | None,
+        Query(description="Per-vendor AI cost as `VENDOR=AMOUNT`; repeat for several."),
     ] = None,
 ) -> Json:
     assumptions = {
@@ -127,7 +142,9 @@ def get_impact(
         "ai_cost_per_year": ai_cost_per_year,
         "currency": currency,
     }
-    return leaderboard.impact_rows(ws, p, assumptions, parse_ai_costs(ai_cost or []), baseline_cost_per_year)
+    return leaderboard.impact_rows(
+        ws, p, assumptions, parse_ai_costs(ai_cost or []), baseline_cost_per_year
+    )
 
 
 def parse_ai_costs(items: list[str]) -> dict[str, float]:
@@ -140,12 +157,17 @@ def parse_ai_costs(items: list[str]) -> dict[str, float]:
         except ValueError:
             value = -1.0
         if not sep or not name.strip() or value < 0:
-            raise ConfigError(f"expected VENDOR=AMOUNT with AMOUNT >= 0, got {item!r}.", hint="e.g. ai_cost=acme=12000")
+            raise ConfigError(
+                f"expected VENDOR=AMOUNT with AMOUNT >= 0, got {item!r}.",
+                hint="e.g. ai_cost=acme=12000",
+            )
         out[name.strip()] = value
     return out
 
 
-@router.get("/eda", tags=["data"], summary="The aggregate, k-suppressed EDA report of the active corpus.")
+@router.get(
+    "/eda", tags=["data"], summary="The aggregate, k-suppressed EDA report of the active corpus."
+)
 def get_eda(ws: WS, p: Viewer) -> Json:
     corpus = leaderboard.active_corpus(ws)
     return {
@@ -155,9 +177,13 @@ def get_eda(ws: WS, p: Viewer) -> Json:
 
 
 # -- submissions, jobs, results -----------------------------------------------------------
-@router.get("/submissions", tags=["submissions"], summary="Submissions: the caller's own (owner: all).")
+@router.get(
+    "/submissions", tags=["submissions"], summary="Submissions: the caller's own (owner: all)."
+)
 def list_submissions(
-    ws: WS, p: Viewer, contributor: Annotated[str | None, Query(description="Owner only: filter by vendor.")] = None
+    ws: WS,
+    p: Viewer,
+    contributor: Annotated[str | None, Query(description="Owner only: filter by vendor.")] = None,
 ) -> Json:
     return {"submissions": queries.list_submissions(ws, p, contributor)}
 
@@ -168,7 +194,10 @@ def list_submissions(
     status_code=201,
     summary="Upload a model bundle (multipart field `bundle`); validates it and queues its jobs.",
     responses={
-        413: {"model": ErrorResponse, "description": "The upload is larger than the workspace allows."},
+        413: {
+            "model": ErrorResponse,
+            "description": "The upload is larger than the workspace allows.",
+        },
         429: {"model": ErrorResponse, "description": "Submission limit or compute budget reached."},
     },
     openapi_extra={
@@ -196,12 +225,16 @@ async def create_submission(
     request: Request,
     ws: WS,
     p: Viewer,
-    contributor: Annotated[str | None, Query(description="Owner only: submit on behalf of this vendor.")] = None,
+    contributor: Annotated[
+        str | None, Query(description="Owner only: submit on behalf of this vendor.")
+    ] = None,
 ) -> Json:
     from starlette.concurrency import run_in_threadpool
 
     if p.is_owner and not contributor:
-        raise ConfigError("the owner must name the vendor to submit for.", hint="Add ?contributor=NAME.")
+        raise ConfigError(
+            "the owner must name the vendor to submit for.", hint="Add ?contributor=NAME."
+        )
     vendor = contributor if p.is_owner and contributor else p.name
     try:
         from bedside.submissions.intake import submit_bundle
@@ -217,39 +250,57 @@ async def create_submission(
     return dict(sub)
 
 
-@router.get("/submissions/{submission_id}", tags=["submissions"], summary="One submission, its jobs and results.")
+@router.get(
+    "/submissions/{submission_id}",
+    tags=["submissions"],
+    summary="One submission, its jobs and results.",
+)
 def get_submission(ws: WS, p: Viewer, submission_id: int) -> Json:
     return queries.get_submission(ws, p, submission_id)
 
 
 @router.get(
-    "/submissions/{submission_id}/results", tags=["submissions"], summary="A submission's results (aggregate only)."
+    "/submissions/{submission_id}/results",
+    tags=["submissions"],
+    summary="A submission's results (aggregate only).",
 )
 def get_submission_results(ws: WS, p: Viewer, submission_id: int) -> Json:
     return {"results": queries.submission_results(ws, p, submission_id)}
 
 
-@router.post("/submissions/{submission_id}/rerun", tags=["owner"], summary="Queue a submission's jobs again.")
+@router.post(
+    "/submissions/{submission_id}/rerun", tags=["owner"], summary="Queue a submission's jobs again."
+)
 def rerun_submission(ws: WS, p: Owner, submission_id: int) -> Json:
     return queries.rerun_submission(ws, submission_id, actor=p.name)
 
 
-@router.get("/results/{result_id}", tags=["submissions"], summary="One result (aggregate metrics only).")
+@router.get(
+    "/results/{result_id}", tags=["submissions"], summary="One result (aggregate metrics only)."
+)
 def get_result(ws: WS, p: Viewer, result_id: int) -> Json:
     return queries.get_result(ws, p, result_id)
 
 
-@router.get("/jobs", tags=["owner"], summary="All jobs, newest first, with states, attempts and errors.")
+@router.get(
+    "/jobs", tags=["owner"], summary="All jobs, newest first, with states, attempts and errors."
+)
 def list_jobs(ws: WS, p: Owner, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Json:
     return {"jobs": queries.list_jobs(ws, limit)}
 
 
-@router.get("/jobs/{job_id}", tags=["submissions"], summary="A job's state and latest progress record.")
+@router.get(
+    "/jobs/{job_id}", tags=["submissions"], summary="A job's state and latest progress record."
+)
 def get_job(ws: WS, p: Viewer, job_id: int) -> Json:
     return queries.get_job(ws, p, job_id)
 
 
-@router.get("/jobs/{job_id}/events", tags=["submissions"], summary="A job's progress records (training curve).")
+@router.get(
+    "/jobs/{job_id}/events",
+    tags=["submissions"],
+    summary="A job's progress records (training curve).",
+)
 def get_job_events(ws: WS, p: Viewer, job_id: int) -> Json:
     return {"events": queries.job_events(ws, p, job_id)}
 
@@ -261,7 +312,9 @@ def get_job_log(ws: WS, p: Owner, job_id: int) -> Json:
 
 
 # -- owner: contributors, publishing, corpus, audit ------------------------------------
-@router.get("/contributors", tags=["owner"], summary="Contributors with their limits and what is left.")
+@router.get(
+    "/contributors", tags=["owner"], summary="Contributors with their limits and what is left."
+)
 def list_contributors(ws: WS, p: Owner) -> Json:
     return {"contributors": queries.list_contributors(ws)}
 
@@ -274,7 +327,11 @@ def list_contributors(ws: WS, p: Owner) -> Json:
 )
 def create_contributor(ws: WS, p: Owner, body: ContributorCreate) -> Json:
     rec, token = _contributors_module().add_contributor(
-        ws, body.name, max_submissions=body.max_submissions, budget_pflops=body.budget_pflops, actor=p.name
+        ws,
+        body.name,
+        max_submissions=body.max_submissions,
+        budget_pflops=body.budget_pflops,
+        actor=p.name,
     )
     return {"contributor": queries.get_contributor(ws, rec["name"]), "token": token}
 
@@ -284,7 +341,11 @@ def get_contributor(ws: WS, p: Owner, name: str) -> Json:
     return queries.get_contributor(ws, name)
 
 
-@router.patch("/contributors/{name}", tags=["owner"], summary="Change a contributor's limits, budget, or revoke.")
+@router.patch(
+    "/contributors/{name}",
+    tags=["owner"],
+    summary="Change a contributor's limits, budget, or revoke.",
+)
 def update_contributor(ws: WS, p: Owner, name: str, body: ContributorUpdate) -> Json:
     queries.get_contributor(ws, name)  # 404 first
     _contributors_module().update_contributor(
@@ -308,12 +369,16 @@ def unpublish(ws: WS, p: Owner) -> Json:
     return leaderboard.set_published(ws, False, actor=p.name)
 
 
-@router.get("/corpus-versions", tags=["owner"], summary="Corpus versions (metadata only, never text).")
+@router.get(
+    "/corpus-versions", tags=["owner"], summary="Corpus versions (metadata only, never text)."
+)
 def list_corpus_versions(ws: WS, p: Owner) -> Json:
     return {"corpus_versions": queries.list_corpus_versions(ws)}
 
 
-@router.get("/corpus-versions/{version_id}", tags=["owner"], summary="One corpus version's metadata.")
+@router.get(
+    "/corpus-versions/{version_id}", tags=["owner"], summary="One corpus version's metadata."
+)
 def get_corpus_version(ws: WS, p: Owner, version_id: int) -> Json:
     return queries.get_corpus_version(ws, version_id)
 

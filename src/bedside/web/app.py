@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bedside import __version__
 from bedside.errors import AuthError, BedsideError
+from bedside.web.deps import COOKIE
 from bedside.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
@@ -58,7 +59,9 @@ def _is_api(request: Request) -> bool:
 
 
 def _error_json(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "hint": hint}}, status_code=status
+    )
 
 
 def _error_page(request: Request, status: int, err: dict[str, Any]) -> Response:
@@ -77,7 +80,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             return resp
         if isinstance(exc, AuthError):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            redirect = RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            redirect.delete_cookie(COOKIE, path="/")  # a revoked or stale token
+            return redirect
         return _error_page(request, exc.http_status, exc.to_dict())
 
     @app.exception_handler(StarletteHTTPException)
@@ -87,7 +92,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         hint = "See /openapi.json for the endpoints." if exc.status_code == 404 else None
         if _is_api(request):
             return _error_json(exc.status_code, code, message, hint)
-        return _error_page(request, exc.status_code, {"code": code, "message": message, "hint": None})
+        return _error_page(
+            request, exc.status_code, {"code": code, "message": message, "hint": None}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -97,13 +104,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{where}: {e.get('msg')}")
         message = "the request is not valid: " + "; ".join(parts) + "."
         if _is_api(request):
-            return _error_json(422, "invalid_request", message, "See /openapi.json for the expected fields.")
-        return _error_page(request, 422, {"code": "invalid_request", "message": message, "hint": None})
+            return _error_json(
+                422, "invalid_request", message, "See /openapi.json for the expected fields."
+            )
+        return _error_page(
+            request, 422, {"code": "invalid_request", "message": message, "hint": None}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         return _error_json(
-            500, "internal_error", "unexpected server error.", "The owner can find the details in the server log."
+            500,
+            "internal_error",
+            "unexpected server error.",
+            "The owner can find the details in the server log.",
         )
 
 

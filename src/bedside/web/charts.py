@@ -1,7 +1,7 @@
 """Server-side charts as inline SVG strings (matplotlib, Agg-free SVG canvas, imported lazily).
 
-Every function returns an ``<svg>`` element sized by its viewBox (it scales with the page) with
-text kept as text, so the pages need no JavaScript and nothing from a CDN. Functions return ""
+Every function returns an ``<svg>`` element at its natural size with a viewBox (the stylesheet
+shrinks it to fit narrow screens) with text kept as text, so the pages need no JavaScript and nothing from a CDN. Functions return ""
 when there is nothing to draw.
 
 Example::
@@ -25,18 +25,20 @@ SERIES = ("#2a7f8f", "#8fb8c9", "#c9a86a", "#5b6c8f", "#9bb07a")
 ACCENT = "#c0563b"
 
 _LOCK = threading.Lock()  # rcParams are process-global; charts render one at a time
-_SVG_SIZE = re.compile(r'<svg([^>]*?) width="[^"]*" height="[^"]*"')
+_SVG_OPEN = re.compile(r"<svg\b")
 
 
-def _render(draw: Callable[[Any], None], width: float = 6.4, height: float = 3.2, title: str = "") -> str:
+def _render(
+    draw: Callable[[Any], None], width: float = 6.4, height: float = 3.2, title: str = ""
+) -> str:
     import matplotlib
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
 
-    rc = {
+    rc: Any = {
         "svg.fonttype": "none",
         "font.family": "sans-serif",
-        "font.size": 9,
+        "font.size": 10,
         "axes.edgecolor": GRID,
         "axes.labelcolor": INK,
         "axes.titlesize": 10,
@@ -60,7 +62,8 @@ def _render(draw: Callable[[Any], None], width: float = 6.4, height: float = 3.2
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
     title_attr = f' role="img" aria-label="{_esc(title)}"' if title else ' role="img"'
-    return _SVG_SIZE.sub(rf'<svg\1 width="100%"{title_attr} class="chart"', svg, count=1)
+    # keep the natural size (width/height in pt) and the viewBox; CSS shrinks it to fit
+    return _SVG_OPEN.sub(f'<svg{title_attr} class="chart"', svg, count=1)
 
 
 def _esc(s: str) -> str:
@@ -96,7 +99,13 @@ def grouped_bars_svg(
         width = 0.8 / n
         for i, (name, values) in enumerate(series.items()):
             xs = [k + (i - (n - 1) / 2) * width for k in range(len(labels))]
-            ax.bar(xs, [v or 0.0 for v in values], width=width * 0.92, label=name, color=SERIES[i % len(SERIES)])
+            ax.bar(
+                xs,
+                [v or 0.0 for v in values],
+                width=width * 0.92,
+                label=name,
+                color=SERIES[i % len(SERIES)],
+            )
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels([_short(x) for x in labels], rotation=0)
         for tick, lab in zip(ax.get_xticklabels(), labels, strict=True):
@@ -108,7 +117,7 @@ def grouped_bars_svg(
         ax.set_ylabel(ylabel)
         _grid(ax)
         if n > 1:
-            ax.legend(frameon=False, ncol=n, loc="upper left", bbox_to_anchor=(0, 1.02), fontsize=8)
+            ax.legend(frameon=False, ncol=n, loc="lower right", bbox_to_anchor=(1, 1.0), fontsize=8)
 
     return _render(draw, title=title)
 
@@ -116,8 +125,13 @@ def grouped_bars_svg(
 def per_class_svg(per_class: Sequence[Mapping[str, Any]], highlight: Iterable[str] = ()) -> str:
     """Precision, recall and F1 per class (small classes' labels in the accent colour)."""
     labels = [str(pc["name"]) for pc in per_class]
-    series = {k: [float(pc.get(k) or 0.0) for pc in per_class] for k in ("precision", "recall", "f1")}
-    return grouped_bars_svg(labels, series, title="Per class", ylabel="score", highlight=highlight)
+    short = {name: name.split(" ")[0] for name in labels}
+    marked = {short[n] for n in highlight if n in short}
+    labels = [short[n] for n in labels]
+    series = {
+        k: [float(pc.get(k) or 0.0) for pc in per_class] for k in ("precision", "recall", "f1")
+    }
+    return grouped_bars_svg(labels, series, title="Per class", ylabel="score", highlight=marked)
 
 
 def confusion_svg(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str:
@@ -131,7 +145,15 @@ def confusion_svg(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str
         ax.imshow(norm, cmap="BuGn", vmin=0, vmax=1)
         for i, row in enumerate(matrix):
             for j, v in enumerate(row):
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="white" if norm[i][j] > 0.6 else INK)
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if norm[i][j] > 0.6 else INK,
+                )
         ticks = [_short(x, 12) for x in labels]
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(ticks, rotation=30, ha="right")
@@ -152,7 +174,11 @@ def robustness_svg(bins: Sequence[Mapping[str, Any]], edges: Sequence[float] = (
     labels = [str(b.get("name")) for b in bins]
     if len(edges) == len(bins) - 1 == 2:
         lo, hi = int(edges[0]), int(edges[1])
-        labels = [f"{labels[0]}\n< {lo} words", f"{labels[1]}\n{lo}–{hi}", f"{labels[2]}\n> {hi} words"]
+        labels = [
+            f"{labels[0]}\n< {lo} words",
+            f"{labels[1]}\n{lo}–{hi}",
+            f"{labels[2]}\n> {hi} words",
+        ]
     values = [float(b.get("macro_f1") or 0.0) for b in bins]
 
     def draw(ax: Any) -> None:
@@ -170,20 +196,42 @@ def robustness_svg(bins: Sequence[Mapping[str, Any]], edges: Sequence[float] = (
 
 def curve_svg(events: Sequence[Mapping[str, Any]]) -> str:
     """Training loss and validation macro-F1 against the optimiser step."""
-    loss = [(e["step"], e["loss"]) for e in events if e.get("loss") is not None and e.get("step") is not None]
-    val = [(e["step"], e["val_macro_f1"]) for e in events if e.get("val_macro_f1") is not None and e.get("step") is not None]
+    loss = [
+        (e["step"], e["loss"])
+        for e in events
+        if e.get("loss") is not None and e.get("step") is not None
+    ]
+    val = [
+        (e["step"], e["val_macro_f1"])
+        for e in events
+        if e.get("val_macro_f1") is not None and e.get("step") is not None
+    ]
     if not loss and not val:
         return ""
 
     def draw(ax: Any) -> None:
         if loss:
-            ax.plot([s for s, _ in loss], [v for _, v in loss], color=SERIES[0], linewidth=1.6, label="train loss")
+            ax.plot(
+                [s for s, _ in loss],
+                [v for _, v in loss],
+                color=SERIES[0],
+                linewidth=1.6,
+                label="train loss",
+            )
             ax.set_ylabel("loss")
         ax.set_xlabel("step")
         _grid(ax, "both")
         if val:
             ax2 = ax.twinx() if loss else ax
-            ax2.plot([s for s, _ in val], [v for _, v in val], color=SERIES[2], marker="o", markersize=3, linewidth=1.4, label="val macro-F1")
+            ax2.plot(
+                [s for s, _ in val],
+                [v for _, v in val],
+                color=SERIES[2],
+                marker="o",
+                markersize=3,
+                linewidth=1.4,
+                label="val macro-F1",
+            )
             ax2.set_ylim(0, 1)
             ax2.set_ylabel("val macro-F1")
             ax2.spines["right"].set_visible(True)
@@ -211,13 +259,20 @@ def leaderboard_svg(rows: Sequence[Mapping[str, Any]]) -> str:
             ax.plot([ci[0], ci[1]], [y, y], color=color, linewidth=2.2, solid_capstyle="round")
             ax.plot([r["macro_f1"]], [y], "o", color=color, markersize=6)
         ax.set_yticks(ys)
-        ax.set_yticklabels([f"{_short(str(r['model']), 22)} ({r.get('rank_label') or ''})" for r in rows])
+        ax.set_yticklabels(
+            [f"{_short(str(r['model']), 22)} ({r.get('rank_label') or ''})" for r in rows]
+        )
         ax.set_xlabel("macro-F1 (95 % CI)")
         lo = min((r.get("macro_f1_ci") or [r["macro_f1"]])[0] for r in rows)
         ax.set_xlim(max(0.0, lo - 0.05), 1.0)
         _grid(ax, "x")
 
-    return _render(draw, width=6.4, height=0.5 + 0.42 * len(rows), title="Macro-F1 with 95 % confidence interval")
+    return _render(
+        draw,
+        width=6.4,
+        height=0.5 + 0.42 * len(rows),
+        title="Macro-F1 with 95 % confidence interval",
+    )
 
 
 def impact_svg(rows: Sequence[Mapping[str, Any]], currency: str) -> str:
@@ -240,20 +295,36 @@ def impact_svg(rows: Sequence[Mapping[str, Any]], currency: str) -> str:
         ax.set_yticks(ys)
         ax.set_yticklabels(labels)
         ax.set_xlabel(f"annual cost ({currency})")
-        ax.xaxis.set_major_formatter(_thousands())
+        ax.xaxis.set_major_formatter(_compact())
         _grid(ax, "x")
-        ax.legend(frameon=False, ncol=3, loc="lower right", bbox_to_anchor=(1, 1.0), fontsize=8)
+        ax.legend(
+            frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8
+        )
 
-    return _render(draw, width=6.4, height=0.9 + 0.45 * len(rows), title="Estimated total annual cost")
+    return _render(
+        draw, width=6.4, height=0.9 + 0.45 * len(rows), title="Estimated total annual cost"
+    )
 
 
-def _thousands() -> Any:
+def _compact() -> Any:
+    """Axis labels such as 250k and 1.5M, which do not collide."""
     from matplotlib.ticker import FuncFormatter
 
-    return FuncFormatter(lambda x, _pos: f"{x:,.0f}")
+    def fmt(x: float, _pos: Any) -> str:
+        if abs(x) >= 1e6:
+            return f"{x / 1e6:g}M"
+        if abs(x) >= 1e3:
+            return f"{x / 1e3:g}k"
+        return f"{x:g}"
+
+    return FuncFormatter(fmt)
 
 
-def class_distribution_svg(shares: Mapping[str, float], counts: Mapping[str, float] | None = None, highlight: Iterable[str] = ()) -> str:
+def class_distribution_svg(
+    shares: Mapping[str, float],
+    counts: Mapping[str, float] | None = None,
+    highlight: Iterable[str] = (),
+) -> str:
     """Share of each class (horizontal bars; small classes in the accent colour)."""
     if not shares:
         return ""
@@ -282,7 +353,9 @@ def _percent() -> Any:
     return PercentFormatter(1.0, decimals=0)
 
 
-def histograms_svg(hists: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str = "words per abstract") -> str:
+def histograms_svg(
+    hists: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str = "words per abstract"
+) -> str:
     """Overlaid step histograms: ``{class: (edges, counts)}``."""
     if not hists:
         return ""
@@ -291,7 +364,13 @@ def histograms_svg(hists: Mapping[str, tuple[Sequence[float], Sequence[float]]],
         for i, (name, (edges, counts)) in enumerate(hists.items()):
             if len(edges) != len(counts) + 1:
                 continue
-            ax.stairs(list(counts), list(edges), color=SERIES[i % len(SERIES)], linewidth=1.6, label=_short(name, 24))
+            ax.stairs(
+                list(counts),
+                list(edges),
+                color=SERIES[i % len(SERIES)],
+                linewidth=1.6,
+                label=_short(name, 24),
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("abstracts")
         _grid(ax)

@@ -20,7 +20,9 @@ from bedside.workspace import Workspace
 
 COOKIE = "bedside_session"
 
-bearer = HTTPBearer(auto_error=False, description="An owner (`bso_…`) or contributor (`bsc_…`) API token.")
+bearer = HTTPBearer(
+    auto_error=False, description="An owner (`bso_…`) or contributor (`bsc_…`) API token."
+)
 
 
 def get_ws(request: Request) -> Workspace:
@@ -28,7 +30,9 @@ def get_ws(request: Request) -> Workspace:
     return ws
 
 
-def request_token(request: Request, creds: HTTPAuthorizationCredentials | None = None) -> str | None:
+def request_token(
+    request: Request, creds: HTTPAuthorizationCredentials | None = None
+) -> str | None:
     if creds is not None and creds.credentials:
         return creds.credentials
     header = request.headers.get("authorization", "")
@@ -53,7 +57,10 @@ def optional_principal(
 def principal(p: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
     """An authenticated principal (owner or contributor), else 401."""
     if p is None:
-        raise AuthError("no API token given.", hint="Send `Authorization: Bearer TOKEN` (or log in on the web page).")
+        raise AuthError(
+            "no API token given.",
+            hint="Send `Authorization: Bearer TOKEN` (or log in on the web page).",
+        )
     return p
 
 

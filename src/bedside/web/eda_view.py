@@ -36,8 +36,17 @@ def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, str | int | float | bool)
 
 
+TITLES = {
+    "k": "k-anonymity threshold (k)",
+    "share_sd_pp": "Class imbalance (SD of shares, percentage points)",
+    "length_terciles": "Length tercile edges (words; short / medium / long)",
+    "rows": "Rows",
+    "duplicates": "Duplicates",
+}
+
+
 def _title(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+    return TITLES.get(key, key.replace("_", " ").capitalize())
 
 
 def _fmt(v: Any) -> Any:
@@ -59,7 +68,9 @@ def _counts(eda: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def _histograms(eda: Mapping[str, Any], unit: str = "words") -> dict[str, tuple[Sequence[float], Sequence[float]]]:
+def _histograms(
+    eda: Mapping[str, Any], unit: str = "words"
+) -> dict[str, tuple[Sequence[float], Sequence[float]]]:
     """``{class: (edges, counts)}`` from ``lengths[unit].per_class[*].hist``; suppressed cells
     (``"<k"``) are drawn as 0 and classes without a histogram are left out."""
     per = ((eda.get("lengths") or {}).get(unit) or {}).get("per_class") or {}
@@ -80,12 +91,17 @@ def _length_table(eda: Mapping[str, Any], unit: str = "words") -> Table | None:
     if not isinstance(section, Mapping):
         return None
     rows: list[list[Any]] = []
-    items = [*((section.get("per_class") or {}).items()), ("all classes", section.get("overall") or {})]
+    items = [
+        *((section.get("per_class") or {}).items()),
+        ("all classes", section.get("overall") or {}),
+    ]
     for name, stats in items:
         if not isinstance(stats, Mapping):
             continue
         if stats.get("suppressed"):
-            rows.append([name, stats.get("n"), *(["suppressed"] + [None] * (len(LENGTH_COLUMNS) - 2))])
+            rows.append(
+                [name, stats.get("n"), *(["suppressed"] + [None] * (len(LENGTH_COLUMNS) - 2))]
+            )
         else:
             rows.append([name, *(stats.get(c) for c in LENGTH_COLUMNS)])
     note = "min and max are rounded outwards (never an exact single abstract); p50 is the median."
@@ -104,8 +120,12 @@ def _table_from(key: str, val: Any) -> Table | None:
             for v in val.values():
                 cols += [k for k, x in v.items() if k not in cols and _is_scalar(_fmt(x))]
             if cols:
-                return Table(_title(key), ["", *cols], [[k, *(_fmt(v.get(c)) for c in cols)] for k, v in val.items()])
-        flat = [(k, _fmt(v)) for k, v in val.items() if _is_scalar(_fmt(v))]
+                return Table(
+                    _title(key),
+                    ["", *cols],
+                    [[k, *(_fmt(v.get(c)) for c in cols)] for k, v in val.items()],
+                )
+        flat = [(k.replace("_", " "), _fmt(v)) for k, v in val.items() if _is_scalar(_fmt(v))]
         if flat:
             return Table(_title(key), ["", "value"], [list(x) for x in flat])
     return None
@@ -138,7 +158,16 @@ def eda_view(eda: Mapping[str, Any] | None) -> EdaView:
             Table(
                 "Classes",
                 ["class", "train", "holdout", "total", "share (%)"],
-                [[c.get("name"), c.get("train"), c.get("holdout"), c.get("total"), c.get("share_pct")] for c in classes],
+                [
+                    [
+                        c.get("name"),
+                        c.get("train"),
+                        c.get("holdout"),
+                        c.get("total"),
+                        c.get("share_pct"),
+                    ]
+                    for c in classes
+                ],
                 f"Counts below k = {k} are shown as “<{k}”." if k else "",
             )
         )

@@ -36,6 +36,15 @@ def _money(v: Any) -> str:
     return "–" if v is None else f"{float(v):,.0f}"
 
 
+def _signed_money(v: Any) -> str:
+    return "–" if v is None else f"{float(v):+,.0f}".replace("-", "−")
+
+
+def _plain(v: Any) -> str:
+    """A number for an input field: 90000.0 -> 90000, 1.5 -> 1.5."""
+    return "" if v is None else f"{float(v):g}" if abs(float(v)) < 1e15 else str(v)
+
+
 def _num(v: Any, digits: int = 1) -> str:
     return "–" if v is None else f"{float(v):,.{digits}f}"
 
@@ -45,8 +54,9 @@ def _pct(v: Any) -> str:
 
 
 def _short_class(name: Any) -> str:
-    """Column header for a class: its first word ("digestive system diseases" -> "digestive")."""
-    return str(name).split(" ")[0]
+    """Column header for a class: its first word, clipped ("cardiovascular diseases" -> "cardio.")."""
+    word = str(name).split(" ")[0]
+    return word if len(word) <= 10 else word[:6] + "."
 
 
 def _by_name(per_class: Any) -> dict[str, Any]:
@@ -54,14 +64,29 @@ def _by_name(per_class: Any) -> dict[str, Any]:
 
 
 templates.env.filters.update(
-    f3=_f3, signed=_signed, money=_money, num=_num, pct=_pct, short_class=_short_class, by_name=_by_name
+    f3=_f3,
+    signed=_signed,
+    signed_money=_signed_money,
+    plain=_plain,
+    money=_money,
+    num=_num,
+    pct=_pct,
+    short_class=_short_class,
+    by_name=_by_name,
 )
 templates.env.globals["version"] = __version__
 
 
-def page(request: Request, name: str, viewer: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
+def page(
+    request: Request, name: str, viewer: Principal | None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
     ws = request.app.state.ws
-    ctx.update(request=request, viewer=viewer, published=leaderboard.is_published(ws), active=ctx.get("active", ""))
+    ctx.update(
+        request=request,
+        viewer=viewer,
+        published=leaderboard.is_published(ws),
+        active=ctx.get("active", ""),
+    )
     return templates.TemplateResponse(request, name, ctx, status_code=status)
 
 
@@ -89,16 +114,27 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, viewer: MaybeViewer = None, next: str | None = None) -> Response:
-    return page(request, "login.html", viewer, next=_safe_next(next), active="login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    # no principal here: a stale cookie (revoked token) must not bounce back to this page
+    return page(request, "login.html", None, next=_safe_next(next), active="login")
 
 
 @router.post("/login", response_class=HTMLResponse)
-def login(request: Request, ws: WS, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "") -> Response:
+def login(
+    request: Request, ws: WS, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""
+) -> Response:
     try:
         authenticate(ws, token.strip())
     except AuthError as e:
-        return page(request, "login.html", None, status=401, error=e.to_dict(), next=_safe_next(next), active="login")
+        return page(
+            request,
+            "login.html",
+            None,
+            status=401,
+            error=e.to_dict(),
+            next=_safe_next(next),
+            active="login",
+        )
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(
         COOKIE,
@@ -188,7 +224,15 @@ def _non_negative(key: str, raw: str) -> float:
 def data_page(request: Request, ws: WS, viewer: Viewer) -> Response:
     corpus = leaderboard.active_corpus(ws)
     eda = leaderboard.corpus_eda(ws) if corpus else None
-    return page(request, "data.html", viewer, corpus=corpus, view=eda_view(eda), has_eda=bool(eda), active="data")
+    return page(
+        request,
+        "data.html",
+        viewer,
+        corpus=corpus,
+        view=eda_view(eda),
+        has_eda=bool(eda),
+        active="data",
+    )
 
 
 # -- submissions -----------------------------------------------------------------------------
@@ -212,8 +256,12 @@ def submission_page(request: Request, ws: WS, viewer: Viewer, submission_id: int
             {
                 **res,
                 "per_class_chart": charts.per_class_svg(m.get("per_class") or [], highlight=small),
-                "confusion_chart": charts.confusion_svg(conf.get("labels") or [], conf.get("matrix") or []),
-                "robustness_chart": charts.robustness_svg(rob.get("bins") or [], rob.get("edges") or []),
+                "confusion_chart": charts.confusion_svg(
+                    conf.get("labels") or [], conf.get("matrix") or []
+                ),
+                "robustness_chart": charts.robustness_svg(
+                    rob.get("bins") or [], rob.get("edges") or []
+                ),
             }
         )
     curves = []
@@ -244,7 +292,9 @@ def admin_page(request: Request, ws: WS, viewer: Owner) -> Response:
     return _admin(request, ws, viewer)
 
 
-def _admin(request: Request, ws: Any, viewer: Principal, status: int = 200, **extra: Any) -> HTMLResponse:
+def _admin(
+    request: Request, ws: Any, viewer: Principal, status: int = 200, **extra: Any
+) -> HTMLResponse:
     jobs = queries.list_jobs(ws, limit=100)
     return page(
         request,

@@ -25,27 +25,63 @@ if TYPE_CHECKING:
 
 # Aggregate metric keys that may leave the workspace (see "Result metrics" in architecture.md).
 METRIC_KEYS = (
-    "n", "macro_f1", "macro_f1_ci", "accuracy", "per_class", "confusion", "robustness", "ece",
-    "calibration", "resamples", "seed", "delta_vs_phase1", "weighted_f1", "micro_f1",
+    "n",
+    "macro_f1",
+    "macro_f1_ci",
+    "accuracy",
+    "per_class",
+    "confusion",
+    "robustness",
+    "ece",
+    "calibration",
+    "resamples",
+    "seed",
+    "delta_vs_phase1",
+    "weighted_f1",
+    "micro_f1",
 )
-PER_CLASS_KEYS = ("name", "precision", "recall", "f1", "support", "recall_ci", "precision_ci", "f1_ci", "share")
+PER_CLASS_KEYS = (
+    "name",
+    "precision",
+    "recall",
+    "f1",
+    "support",
+    "recall_ci",
+    "precision_ci",
+    "f1_ci",
+    "share",
+)
 PROVENANCE_KEYS = (
-    "corpus_hash", "corpus_version", "bundle_hash", "recipe", "compute", "wall_s", "peak_rss_mb",
-    "peak_memory_mb", "tier", "isolation_tier", "device", "seed",
+    "corpus_hash",
+    "corpus_version",
+    "bundle_hash",
+    "recipe",
+    "compute",
+    "wall_s",
+    "peak_rss_mb",
+    "peak_memory_mb",
+    "tier",
+    "isolation_tier",
+    "device",
+    "seed",
 )
 JOB_TERMINAL = ("done", "failed", "cancelled")
 LOG_TAIL_CHARS = 4000
 
 
 def _nf(what: str, ident: object) -> NotFoundError:
-    return NotFoundError(f"no {what} {ident} in this workspace.", hint="Check the id; you can only see your own.")
+    return NotFoundError(
+        f"no {what} {ident} in this workspace.", hint="Check the id; you can only see your own."
+    )
 
 
 def public_metrics(metrics: Mapping[str, Any], decimals: int) -> dict[str, Any]:
     """The aggregate part of a result's metrics, rounded to the released precision."""
     out: dict[str, Any] = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
     if "per_class" in out:
-        out["per_class"] = [{k: pc[k] for k in PER_CLASS_KEYS if k in pc} for pc in out["per_class"] or []]
+        out["per_class"] = [
+            {k: pc[k] for k in PER_CLASS_KEYS if k in pc} for pc in out["per_class"] or []
+        ]
     conf = out.get("confusion")
     if isinstance(conf, Mapping):
         out["confusion"] = {"labels": conf.get("labels"), "matrix": conf.get("matrix")}
@@ -86,17 +122,21 @@ def submission_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_submissions(ws: Workspace, viewer: Principal, contributor: str | None = None) -> list[dict[str, Any]]:
+def list_submissions(
+    ws: Workspace, viewer: Principal, contributor: str | None = None
+) -> list[dict[str, Any]]:
     """Submissions the viewer may see (owner: all, or those of ``contributor``)."""
     s, c = schema.submissions, schema.contributors
-    q = select(s, c.c.name.label("contributor")).select_from(s.join(c, s.c.contributor_id == c.c.id))
+    q = select(s, c.c.name.label("contributor")).select_from(
+        s.join(c, s.c.contributor_id == c.c.id)
+    )
     if not viewer.is_owner:
         q = q.where(s.c.contributor_id == viewer.contributor_id)
     elif contributor:
         q = q.where(c.c.name == contributor)
     with ws.store.read() as conn:
         rows = conn.execute(q.order_by(s.c.id.desc())).mappings().all()
-    return [submission_summary(r) for r in rows]
+    return [submission_summary(dict(r)) for r in rows]
 
 
 def get_submission(ws: Workspace, viewer: Principal, submission_id: int) -> dict[str, Any]:
@@ -116,9 +156,13 @@ def submission_results(
         _submission_row(ws, viewer, submission_id)
     r = schema.results
     with ws.store.read() as conn:
-        rows = conn.execute(select(r).where(r.c.submission_id == submission_id).order_by(r.c.id)).mappings().all()
+        rows = (
+            conn.execute(select(r).where(r.c.submission_id == submission_id).order_by(r.c.id))
+            .mappings()
+            .all()
+        )
     decimals = ws.policy().score_decimals
-    return [result_view(x, viewer.is_owner, decimals) for x in rows]
+    return [result_view(dict(x), viewer.is_owner, decimals) for x in rows]
 
 
 def result_view(row: Mapping[str, Any], owner: bool, decimals: int) -> dict[str, Any]:
@@ -137,22 +181,36 @@ def result_view(row: Mapping[str, Any], owner: bool, decimals: int) -> dict[str,
 
 def get_result(ws: Workspace, viewer: Principal, result_id: int) -> dict[str, Any]:
     r, s = schema.results, schema.submissions
-    q = select(r, s.c.contributor_id).select_from(r.outerjoin(s, r.c.submission_id == s.c.id)).where(r.c.id == result_id)
+    q = (
+        select(r, s.c.contributor_id)
+        .select_from(r.outerjoin(s, r.c.submission_id == s.c.id))
+        .where(r.c.id == result_id)
+    )
     with ws.store.read() as conn:
         row = conn.execute(q).mappings().first()
     if row is None:
         raise _nf("result", result_id)
-    if not viewer.is_owner and row["submission_id"] is not None and row["contributor_id"] != viewer.contributor_id:
+    if (
+        not viewer.is_owner
+        and row["submission_id"] is not None
+        and row["contributor_id"] != viewer.contributor_id
+    ):
         raise _nf("result", result_id)
-    return result_view(row, viewer.is_owner, ws.policy().score_decimals)
+    return result_view(dict(row), viewer.is_owner, ws.policy().score_decimals)
 
 
 # -- jobs ---------------------------------------------------------------------------------
-def _jobs(ws: Workspace, submission_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def _jobs(
+    ws: Workspace, submission_id: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     j, s, c = schema.jobs, schema.submissions, schema.contributors
     q = (
-        select(j, s.c.name.label("submission_name"), s.c.contributor_id, c.c.name.label("contributor"))
-        .select_from(j.outerjoin(s, j.c.submission_id == s.c.id).outerjoin(c, s.c.contributor_id == c.c.id))
+        select(
+            j, s.c.name.label("submission_name"), s.c.contributor_id, c.c.name.label("contributor")
+        )
+        .select_from(
+            j.outerjoin(s, j.c.submission_id == s.c.id).outerjoin(c, s.c.contributor_id == c.c.id)
+        )
         .order_by(j.c.id.desc())
     )
     if submission_id is not None:
@@ -195,12 +253,19 @@ def job_view(job: Mapping[str, Any], owner: bool) -> dict[str, Any]:
 
 def get_job(ws: Workspace, viewer: Principal, job_id: int) -> dict[str, Any]:
     j, s = schema.jobs, schema.submissions
-    q = select(j, s.c.contributor_id).select_from(j.outerjoin(s, j.c.submission_id == s.c.id)).where(j.c.id == job_id)
+    q = (
+        select(j, s.c.contributor_id)
+        .select_from(j.outerjoin(s, j.c.submission_id == s.c.id))
+        .where(j.c.id == job_id)
+    )
     with ws.store.read() as conn:
         row = conn.execute(q).mappings().first()
-    if row is None or (not viewer.is_owner and (row["contributor_id"] is None or row["contributor_id"] != viewer.contributor_id)):
+    if row is None or (
+        not viewer.is_owner
+        and (row["contributor_id"] is None or row["contributor_id"] != viewer.contributor_id)
+    ):
         raise _nf("job", job_id)
-    return job_view(row, viewer.is_owner)
+    return job_view(dict(row), viewer.is_owner)
 
 
 def list_jobs(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
@@ -208,12 +273,16 @@ def list_jobs(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
     return [job_view(j, owner=True) for j in _jobs(ws, limit=limit)]
 
 
-def job_events(ws: Workspace, viewer: Principal, job_id: int, limit: int = 2000) -> list[dict[str, Any]]:
+def job_events(
+    ws: Workspace, viewer: Principal, job_id: int, limit: int = 2000
+) -> list[dict[str, Any]]:
     """Progress records of a job (training-curve points)."""
     get_job(ws, viewer, job_id)
     e = schema.job_events
     with ws.store.read() as conn:
-        rows = conn.execute(select(e.c.ts, e.c.data).where(e.c.job_id == job_id).order_by(e.c.id).limit(limit)).all()
+        rows = conn.execute(
+            select(e.c.ts, e.c.data).where(e.c.job_id == job_id).order_by(e.c.id).limit(limit)
+        ).all()
     keep = ("step", "total", "epoch", "loss", "val_macro_f1", "lr", "throughput", "eta_s", "stage")
     return [{"ts": ts, **{k: d[k] for k in keep if k in (d or {})}} for ts, d in rows]
 
@@ -241,19 +310,29 @@ def rerun_submission(ws: Workspace, submission_id: int, actor: str = "owner") ->
             raise _nf("submission", submission_id)
         cancelled = list(
             conn.execute(
-                select(j.c.id).where(j.c.submission_id == submission_id, j.c.state.in_(("queued", "running")))
+                select(j.c.id).where(
+                    j.c.submission_id == submission_id, j.c.state.in_(("queued", "running"))
+                )
             ).scalars()
         )
         if cancelled:
             conn.execute(
                 j.update()
                 .where(j.c.id.in_(cancelled))
-                .values(state="cancelled", error_class="cancelled", finished_at=utcnow(), lease_owner=None)
+                .values(
+                    state="cancelled",
+                    error_class="cancelled",
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                )
             )
         new = enqueue_for_submission(conn, submission_id, row["corpus_version_id"])
         conn.execute(s.update().where(s.c.id == submission_id).values(status="accepted"))
         audit.append(
-            conn, actor, "submission.rerun", {"submission_id": submission_id, "cancelled_jobs": cancelled, "jobs": new}
+            conn,
+            actor,
+            "submission.rerun",
+            {"submission_id": submission_id, "cancelled_jobs": cancelled, "jobs": new},
         )
     return {"submission_id": submission_id, "jobs": new, "cancelled_jobs": cancelled}
 
@@ -278,7 +357,10 @@ def corpus_version_view(row: Mapping[str, Any]) -> dict[str, Any]:
 def list_corpus_versions(ws: Workspace) -> list[dict[str, Any]]:
     t = schema.corpus_versions
     with ws.store.read() as conn:
-        return [corpus_version_view(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+        return [
+            corpus_version_view(dict(r))
+            for r in conn.execute(select(t).order_by(t.c.id)).mappings()
+        ]
 
 
 def get_corpus_version(ws: Workspace, version_id: int) -> dict[str, Any]:
@@ -287,7 +369,7 @@ def get_corpus_version(ws: Workspace, version_id: int) -> dict[str, Any]:
         row = conn.execute(select(t).where(t.c.id == version_id)).mappings().first()
     if row is None:
         raise _nf("corpus version", version_id)
-    out = corpus_version_view(row)
+    out = corpus_version_view(dict(row))
     report = dict(row["report"] or {})
     out["report_keys"] = sorted(report)
     return out

@@ -55,7 +55,11 @@ def _too_large(limit: int) -> UploadTooLarge:
 
 async def receive_bundle(request: Request, dest_dir: Path, limit: int) -> Upload:
     """Stream the ``bundle`` file part of a multipart request into ``dest_dir``."""
-    from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+    from python_multipart.multipart import (
+        MultipartParseError,
+        MultipartParser,
+        parse_options_header,
+    )
 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -92,7 +96,10 @@ async def receive_bundle(request: Request, dest_dir: Path, limit: int) -> Upload
         if name != FIELD or filename is None or found:
             state["file"] = None
             return
-        clean = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename.decode("utf-8", "replace")).name) or "bundle"
+        clean = (
+            re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename.decode("utf-8", "replace")).name)
+            or "bundle"
+        )
         path = dest_dir / f"{secrets.token_hex(8)}{_suffix(clean)}"
         fh: IO[bytes] = path.open("xb")
         path.chmod(0o600)
