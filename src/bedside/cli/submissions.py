@@ -206,7 +206,7 @@ def contributor_add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Short name, e.g. acme-health."),
     max_submissions: int = typer.Option(
-        None, "--max-submissions", help="Counted submissions allowed (default: policy)."
+        None, "--submissions", "--max-submissions", help="Counted submissions allowed (default: policy)."
     ),
     budget_pflops: float = typer.Option(
         None, "--budget-pflops", help="Compute budget in PFLOPs (default: policy)."
@@ -250,7 +250,7 @@ def contributor_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 def contributor_set(
     ctx: typer.Context,
     name: str = typer.Argument(...),
-    max_submissions: int = typer.Option(None, "--max-submissions", help="New submission limit."),
+    max_submissions: int = typer.Option(None, "--submissions", "--max-submissions", help="New submission limit."),
     budget_pflops: float = typer.Option(
         None, "--budget-pflops", help="New compute budget in PFLOPs."
     ),

@@ -22,7 +22,7 @@ def init(
     """Create a workspace: store, folders, policy, and the owner's API token (shown once)."""
     ws, token = Workspace.init(directory, db_url=db_url)
     console.print(f"Workspace created at [bold]{ws.root}[/]")
-    console.print(f"Owner API token (shown once, keep it safe): [bold]{token}[/]")
+    console.print(f"Owner API token (shown once, keep it safe): [bold]{token}[/]", soft_wrap=True)
     console.print(f"Next: `export BEDSIDE_WORKSPACE={ws.root}` and `bedside data add FILE`.")
 
 
@@ -63,6 +63,17 @@ def policy_set(
     console.print("policy updated")
 
 
+token_app = new_group("The owner's API token.")
+
+
+@token_app.command("rotate")
+def token_rotate(ctx: typer.Context) -> None:
+    """Make a new owner token (the old one stops working) and print it once."""
+    token = workspace(ctx).rotate_owner_token()
+    console.print(f"New owner API token (shown once): {token}", soft_wrap=True, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
     app.command("init")(init)
     app.add_typer(policy_app, name="policy")

@@ -73,7 +73,8 @@ def write_version_files(
     cols = ["row_id", "text", "label", "group"]
     for name, df in (("train", train), ("holdout", holdout)):
         p = dest / f"{name}.parquet"
-        df[cols].to_parquet(p, index=False)
+        # Row ids are strings everywhere (job inputs, predictions files, the scorer).
+        df[cols].astype({"row_id": str}).to_parquet(p, index=False)
         p.chmod(0o600)
     cj = dest / "classes.json"
     cj.write_text(json.dumps([c.to_dict() for c in classes], indent=1))

@@ -85,10 +85,10 @@ def manifest_for(v: Vendor) -> dict[str, Any]:
     }
 
 
-def build_bundle(v: Vendor, out: Path, texts: list[str] | None = None) -> Path:
+def build_bundle(v: Vendor, out: Path, pretrained: bool, texts: list[str] | None = None) -> Path:
     """Write ``v``'s bundle into ``out``: checkpoint files plus ``bedside.toml``."""
     out.mkdir(parents=True, exist_ok=True)
-    src = minilm_dir()
+    src = minilm_dir() if pretrained else None
     if src is not None:
         for rel in HF_FILES:
             if (src / rel).exists():

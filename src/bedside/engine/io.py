@@ -145,6 +145,8 @@ def write_predictions(
 ) -> None:
     """``{"classes", "row_ids", "probs"}``; each row renormalised to sum to 1 (float noise)."""
     p = np.asarray(probs, dtype=np.float64)
+    if len(row_ids) == 0:
+        p = p.reshape(0, len(classes))
     if p.shape != (len(row_ids), len(classes)):
         raise JobError(
             f"predictions have shape {p.shape}, expected ({len(row_ids)}, {len(classes)}).",

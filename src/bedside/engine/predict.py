@@ -110,6 +110,8 @@ def embed(
 
 def softmax(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(x, dtype=np.float64) / temperature
+    if z.size == 0:
+        return z
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

@@ -439,7 +439,7 @@ def run_submission(
     queue = SqlQueue(ws.store)
     owner = worker_id()
     outcomes: list[JobOutcome] = []
-    with _progress_bar(progress) as hook:
+    with progress_bar(progress) as hook:
         ex = JobExecutor(ws, queue, launcher, lease_s=lease_s, on_progress=hook)
         for phase in sorted(phases):
             row = rows.get(f"phase{phase}")
@@ -464,7 +464,7 @@ def run_submission(
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool) -> Iterator[ProgressHook | None]:
+def progress_bar(enabled: bool) -> Iterator[ProgressHook | None]:
     if not enabled:
         yield None
         return
