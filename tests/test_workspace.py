@@ -61,11 +61,15 @@ def test_audit_chain_detects_edit_and_delete(ws: Workspace) -> None:
             audit.append(conn, "owner", "test", {"i": i})
     assert audit.verify(ws.store)[0]
     with ws.store.write() as conn:
-        conn.execute(schema.audit_log.update().where(schema.audit_log.c.id == 2).values(payload={"i": 99}))
+        conn.execute(
+            schema.audit_log.update().where(schema.audit_log.c.id == 2).values(payload={"i": 99})
+        )
     ok, msg = audit.verify(ws.store)
     assert not ok and "entry 2" in msg
     with ws.store.write() as conn:
-        conn.execute(schema.audit_log.update().where(schema.audit_log.c.id == 2).values(payload={"i": 1}))
+        conn.execute(
+            schema.audit_log.update().where(schema.audit_log.c.id == 2).values(payload={"i": 1})
+        )
         conn.execute(schema.audit_log.delete().where(schema.audit_log.c.id == 3))
     ok, msg = audit.verify(ws.store)
     assert not ok and "3" in msg

@@ -38,6 +38,11 @@ def authenticate(ws: Workspace, token: str | None) -> Principal:
     for row in rows:
         if secrets.compare_digest(hash_token(token, row["token_salt"]), row["token_hash"]):
             if row["revoked"]:
-                raise AuthError(f"contributor {row['name']!r} has been revoked.", hint="Ask the data owner.")
+                raise AuthError(
+                    f"contributor {row['name']!r} has been revoked.", hint="Ask the data owner."
+                )
             return Principal(role="contributor", name=row["name"], contributor_id=row["id"])
-    raise AuthError("this API token is not valid for this workspace.", hint="Check the token, or ask the owner for a new one.")
+    raise AuthError(
+        "this API token is not valid for this workspace.",
+        hint="Check the token, or ask the owner for a new one.",
+    )

@@ -62,11 +62,15 @@ class Policy:
         if self.default_submissions < 0:
             raise ConfigError(f"default_submissions must be >= 0, got {self.default_submissions}.")
         if self.default_budget_pflops < 0:
-            raise ConfigError(f"default_budget_pflops must be >= 0, got {self.default_budget_pflops}.")
+            raise ConfigError(
+                f"default_budget_pflops must be >= 0, got {self.default_budget_pflops}."
+            )
         if not 1 <= self.score_decimals <= 6:
             raise ConfigError(f"score_decimals must be 1..6, got {self.score_decimals}.")
         if self.bootstrap_resamples < 100:
-            raise ConfigError(f"bootstrap_resamples must be >= 100, got {self.bootstrap_resamples}.")
+            raise ConfigError(
+                f"bootstrap_resamples must be >= 100, got {self.bootstrap_resamples}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

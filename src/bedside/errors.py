@@ -90,7 +90,9 @@ class JobError(BedsideError):
     exit_code = 9
     http_status = 500
 
-    def __init__(self, message: str, *, error_class: str = "platform_error", hint: str | None = None):
+    def __init__(
+        self, message: str, *, error_class: str = "platform_error", hint: str | None = None
+    ):
         super().__init__(message, hint=hint)
         self.error_class = error_class
 

@@ -147,4 +147,3 @@ class Workspace:
             f"no bedside workspace found in {here} or its parents.",
             hint="Run `bedside init DIR` first, or pass --workspace DIR (or set BEDSIDE_WORKSPACE).",
         )
-

@@ -131,7 +131,8 @@ def test_append_keeps_sides_of_known_groups(
     assert set(before.train["row_id"]) <= set(after.train["row_id"])
     assert (
         after.holdout["row_id"].is_unique
-        and max(after.holdout["row_id"].astype(int).max(), after.train["row_id"].astype(int).max()) == 80
+        and max(after.holdout["row_id"].astype(int).max(), after.train["row_id"].astype(int).max())
+        == 80
     )
     assert not set(after.train["group"]) & set(after.holdout["group"])
 

@@ -36,9 +36,14 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     workspace: Path = typer.Option(
-        None, "--workspace", "-w", help="Workspace directory (default: $BEDSIDE_WORKSPACE or the current directory)."
+        None,
+        "--workspace",
+        "-w",
+        help="Workspace directory (default: $BEDSIDE_WORKSPACE or the current directory).",
     ),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     ctx.obj = {"workspace": workspace}
 

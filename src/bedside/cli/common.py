@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -20,16 +20,23 @@ console = Console(width=max(Console().width, 140))
 err_console = Console(stderr=True)
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
 
 
-FORMAT_OPTION = typer.Option(Format.table, "--format", "-f", help="table (for people) or json (for scripts).")
+FORMAT_OPTION = typer.Option(
+    Format.table, "--format", "-f", help="table (for people) or json (for scripts)."
+)
 
 
 def new_group(help_text: str) -> typer.Typer:
-    return typer.Typer(help=help_text, context_settings=CONTEXT, no_args_is_help=True, pretty_exceptions_enable=False)
+    return typer.Typer(
+        help=help_text,
+        context_settings=CONTEXT,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
 
 
 def workspace(ctx: typer.Context) -> Workspace:
@@ -55,7 +62,13 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     console.print(table)
 
 
-def emit(fmt: Format, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+def emit(
+    fmt: Format,
+    data: Any,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+) -> None:
     """Print ``data`` as JSON, or ``rows`` as a table, depending on ``--format``."""
     if fmt == Format.json:
         print_json(data)

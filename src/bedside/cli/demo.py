@@ -11,18 +11,38 @@ from bedside.cli.common import console
 
 
 def demo(
-    directory: Path = typer.Argument(Path("bedside-demo"), help="Directory for the demo (created)."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny models and corpus (about 1-2 minutes)."),
-    corpus: Path = typer.Option(None, "--corpus", help="Run on this labelled corpus instead of the synthetic one."),
-    holdout: Path = typer.Option(None, "--holdout", help="The owner's fixed holdout file (with --corpus)."),
-    labels: Path = typer.Option(None, "--labels", help="Label names file for numeric labels (with --corpus)."),
+    directory: Path = typer.Argument(
+        Path("bedside-demo"), help="Directory for the demo (created)."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="Tiny models and corpus (about 1-2 minutes)."
+    ),
+    corpus: Path = typer.Option(
+        None, "--corpus", help="Run on this labelled corpus instead of the synthetic one."
+    ),
+    holdout: Path = typer.Option(
+        None, "--holdout", help="The owner's fixed holdout file (with --corpus)."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="Label names file for numeric labels (with --corpus)."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in DIRECTORY."),
-    summary_json: Path = typer.Option(None, "--summary-json", help="Also write stage times and choices here."),
+    summary_json: Path = typer.Option(
+        None, "--summary-json", help="Also write stage times and choices here."
+    ),
 ) -> None:
     """Run the whole story: corpus, EDA, three vendors, sandboxed jobs, leaderboard, impact, report."""
     from bedside.demo.run import run_demo
 
-    res = run_demo(directory, quick=quick, corpus=corpus, holdout=holdout, labels=labels, force=force, console=console)
+    res = run_demo(
+        directory,
+        quick=quick,
+        corpus=corpus,
+        holdout=holdout,
+        labels=labels,
+        force=force,
+        console=console,
+    )
     if summary_json:
         summary_json.write_text(json.dumps(res.to_dict(), indent=2))
 

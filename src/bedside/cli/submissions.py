@@ -76,8 +76,9 @@ def check(
             if no_smoke
             else _smoke(report.root, manifest)
         )
+    smoke_ok = all(v.get("ok", True) for v in smoke.values() if isinstance(v, dict))
     data = {
-        "ok": True,
+        "ok": smoke_ok,
         "bundle": report.to_dict(),
         "estimate": est,
         "smoke": smoke,
@@ -86,7 +87,24 @@ def check(
     }
     if fmt == Format.json:
         print_json(data)
-        return
+    else:
+        _print_check(report, manifest, est, smoke, policy)
+    if not smoke_ok:
+        raise BundleError(
+            "the bundle passed intake, but its smoke run failed (see above).",
+            hint="Fix the model or its recipe and run `bedside check` again.",
+        )
+
+
+def _print_check(
+    report: Any,
+    manifest: dict[str, Any],
+    est: dict[str, Any],
+    smoke: dict[str, Any],
+    policy: Policy,
+) -> None:
+    from bedside.submissions.flops import REFERENCE_ROWS
+
     tr = manifest["train"]
     p1 = manifest["phase1"]
     _say(f"bundle OK: {report.manifest.name} ({report.manifest.kind}, {report.model_type})")
@@ -107,10 +125,10 @@ def check(
     for w in report.warnings:
         _say(f"  warning: {w}")
     if smoke.get("ran"):
-        details = ", ".join(
-            f"{k}={v}" for k, v in smoke.items() if k != "ran" and not isinstance(v, dict | list)
-        )
-        _say(f"  smoke run      passed {details}")
+        phases = {k: v for k, v in smoke.items() if isinstance(v, dict) and "ok" in v}
+        for name, r in phases.items():
+            status = "passed" if r["ok"] else f"FAILED: {r.get('error')}"
+            _say(f"  smoke {name:<8} {status} ({float(r.get('seconds') or 0):.1f} s)")
     else:
         _say(f"  smoke run      {smoke['reason']}")
 
@@ -206,7 +224,10 @@ def contributor_add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Short name, e.g. acme-health."),
     max_submissions: int = typer.Option(
-        None, "--submissions", "--max-submissions", help="Counted submissions allowed (default: policy)."
+        None,
+        "--submissions",
+        "--max-submissions",
+        help="Counted submissions allowed (default: policy).",
     ),
     budget_pflops: float = typer.Option(
         None, "--budget-pflops", help="Compute budget in PFLOPs (default: policy)."
@@ -250,7 +271,9 @@ def contributor_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 def contributor_set(
     ctx: typer.Context,
     name: str = typer.Argument(...),
-    max_submissions: int = typer.Option(None, "--submissions", "--max-submissions", help="New submission limit."),
+    max_submissions: int = typer.Option(
+        None, "--submissions", "--max-submissions", help="New submission limit."
+    ),
     budget_pflops: float = typer.Option(
         None, "--budget-pflops", help="New compute budget in PFLOPs."
     ),

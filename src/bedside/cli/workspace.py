@@ -16,8 +16,12 @@ policy_app = new_group("Show or change the workspace policy (job limits, disclos
 
 
 def init(
-    directory: Path = typer.Argument(..., help="Directory for the new workspace (created if missing)."),
-    db_url: str = typer.Option(None, "--db-url", help="SQLAlchemy URL; default: SQLite inside the workspace."),
+    directory: Path = typer.Argument(
+        ..., help="Directory for the new workspace (created if missing)."
+    ),
+    db_url: str = typer.Option(
+        None, "--db-url", help="SQLAlchemy URL; default: SQLite inside the workspace."
+    ),
 ) -> None:
     """Create a workspace: store, folders, policy, and the owner's API token (shown once)."""
     ws, token = Workspace.init(directory, db_url=db_url)
@@ -37,14 +41,18 @@ def policy_show(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
 @policy_app.command("set")
 def policy_set(
     ctx: typer.Context,
-    assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs, e.g. min_tier=B limits.memory_gb=4"),
+    assignments: list[str] = typer.Argument(
+        ..., help="KEY=VALUE pairs, e.g. min_tier=B limits.memory_gb=4"
+    ),
 ) -> None:
     """Change policy values (validated; nothing changes if one is wrong)."""
     ws = workspace(ctx)
     d = ws.policy().to_dict()
     for a in assignments:
         if "=" not in a:
-            raise ConfigError(f"expected KEY=VALUE, got {a!r}.", hint="Example: bedside policy set k_anonymity=20")
+            raise ConfigError(
+                f"expected KEY=VALUE, got {a!r}.", hint="Example: bedside policy set k_anonymity=20"
+            )
         key, raw = a.split("=", 1)
         try:
             value = json.loads(raw)

@@ -256,7 +256,14 @@ def _append(
             f"{table.path.name} has class(es) the active corpus lacks: {', '.join(map(repr, unknown))}.",
             hint=keep,
         )
-    start = int(max(active.train["row_id"].astype(int).max(), active.holdout["row_id"].astype(int).max())) + 1
+    start = (
+        int(
+            max(
+                active.train["row_id"].astype(int).max(), active.holdout["row_id"].astype(int).max()
+            )
+        )
+        + 1
+    )
     df["row_id"] = np.arange(start, start + len(df), dtype=np.int64)
     known = {g: False for g in active.train["group"]} | {g: True for g in active.holdout["group"]}
     mask = place_by_group(df["group"].tolist(), df["label"].tolist(), known, fraction, seed)

@@ -58,13 +58,21 @@ class DemoPlan:
 def make_plan(quick: bool, corpus: Path | None) -> DemoPlan:
     if quick:
         return DemoPlan(
-            quick=True, pretrained=False, n_docs=None if corpus else 400, max_length=64, epochs=2,
+            quick=True,
+            pretrained=False,
+            n_docs=None if corpus else 400,
+            max_length=64,
+            epochs=2,
             smoke=False,
         )
     pretrained = minilm_dir() is not None
     return DemoPlan(
-        quick=False, pretrained=pretrained, n_docs=None if corpus else 1500,
-        max_length=128, epochs=2 if pretrained else 4, smoke=True,
+        quick=False,
+        pretrained=pretrained,
+        n_docs=None if corpus else 1500,
+        max_length=128,
+        epochs=2 if pretrained else 4,
+        smoke=True,
     )
 
 
@@ -158,7 +166,9 @@ def run_demo(
                 "install bubblewrap (scripts/setup.sh) for tier A.[/]"
             )
             if report.tier is None:
-                raise BedsideError("no sandbox tier works on this machine.", hint="Run scripts/setup.sh.")
+                raise BedsideError(
+                    "no sandbox tier works on this machine.", hint="Run scripts/setup.sh."
+                )
             policy.min_tier = report.tier
             ws.set_policy(policy)
         console.print(f"sandbox tier on this machine: [bold]{report.tier}[/]")
@@ -187,9 +197,21 @@ def run_demo(
             # Vendors never see the corpus: tiny models get a tokenizer trained on public text.
             texts = list(synthesize(n=300, seed=123)["text"])
         for v in vendors:
-            _cli([*w, "contributor", "add", v.name, "--submissions", str(plan.submissions),
-                  "--budget-pflops", str(plan.budget_pflops)])
-            bundle = build_bundle(v, root / "vendors" / v.name / v.model_name, plan.pretrained, texts)
+            _cli(
+                [
+                    *w,
+                    "contributor",
+                    "add",
+                    v.name,
+                    "--submissions",
+                    str(plan.submissions),
+                    "--budget-pflops",
+                    str(plan.budget_pflops),
+                ]
+            )
+            bundle = build_bundle(
+                v, root / "vendors" / v.name / v.model_name, plan.pretrained, texts
+            )
             console.print(f"[bold]{v.name}[/]: $ bedside check {bundle.relative_to(root)}")
             _cli(["check", str(bundle)] + ([] if plan.smoke else ["--no-smoke"]))
             _cli([*w, "submit", str(bundle), "--contributor", v.name])
@@ -235,5 +257,7 @@ def run_demo(
     console.print(f"  {'total':<58} {sum(st.times.values()):7.1f} s", highlight=False)
     console.print(f"\nReport: {result.report}")
     console.print(f"Live UI: `bedside -w {ws_dir} serve`, open http://127.0.0.1:8000 and log in")
-    console.print(f"  with the owner token [bold]{token}[/] (`bedside -w {ws_dir} token rotate` makes a new one).")
+    console.print(
+        f"  with the owner token [bold]{token}[/] (`bedside -w {ws_dir} token rotate` makes a new one)."
+    )
     return result

@@ -51,23 +51,49 @@ def demo_vendors(max_length: int, epochs: int, pretrained: bool) -> list[Vendor]
     lr_full = 5e-5 if pretrained else 1e-3
     return [
         Vendor(
-            "acme-clinical-ai", f"{base}-full", "MiniLM encoder, full fine-tuning, class-balanced loss",
+            "acme-clinical-ai",
+            f"{base}-full",
+            "MiniLM encoder, full fine-tuning, class-balanced loss",
             "encoder",
-            {"method": "full", "epochs": epochs, "learning_rate": lr_full, "batch_size": 16,
-             "max_length": max_length, "class_weighting": "balanced", "warmup_ratio": 0.1},
+            {
+                "method": "full",
+                "epochs": epochs,
+                "learning_rate": lr_full,
+                "batch_size": 16,
+                "max_length": max_length,
+                "class_weighting": "balanced",
+                "warmup_ratio": 0.1,
+            },
         ),
         Vendor(
-            "northwind-nlp", f"{base}-lora", "MiniLM encoder, LoRA r=8 on query/value",
+            "northwind-nlp",
+            f"{base}-lora",
+            "MiniLM encoder, LoRA r=8 on query/value",
             "encoder",
-            {"method": "lora", "epochs": epochs, "learning_rate": 5e-4 if pretrained else 3e-3,
-             "batch_size": 16, "max_length": max_length, "class_weighting": "balanced", "warmup_ratio": 0.1},
+            {
+                "method": "lora",
+                "epochs": epochs,
+                "learning_rate": 5e-4 if pretrained else 3e-3,
+                "batch_size": 16,
+                "max_length": max_length,
+                "class_weighting": "balanced",
+                "warmup_ratio": 0.1,
+            },
             {"r": 8, "alpha": 16, "dropout": 0.1},
         ),
         Vendor(
-            "helix-health", f"{base}-head", "MiniLM frozen, logistic head on cached embeddings",
+            "helix-health",
+            f"{base}-head",
+            "MiniLM frozen, logistic head on cached embeddings",
             "encoder",
-            {"method": "head-only", "epochs": 1, "learning_rate": 1e-3, "batch_size": 32,
-             "max_length": max_length, "class_weighting": "balanced"},
+            {
+                "method": "head-only",
+                "epochs": 1,
+                "learning_rate": 1e-3,
+                "batch_size": 32,
+                "max_length": max_length,
+                "class_weighting": "balanced",
+            },
         ),
     ]
 

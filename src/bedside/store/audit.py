@@ -19,7 +19,9 @@ GENESIS = "0" * 64
 
 
 def _digest(prev_hash: str, ts: str, actor: str, action: str, payload: dict[str, Any]) -> str:
-    body = json.dumps([prev_hash, ts, actor, action, payload], sort_keys=True, separators=(",", ":"), default=str)
+    body = json.dumps(
+        [prev_hash, ts, actor, action, payload], sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -31,7 +33,11 @@ def append(conn: Connection, actor: str, action: str, payload: dict[str, Any] | 
     prev = last or GENESIS
     ts = utcnow()
     h = _digest(prev, ts, actor, action, payload)
-    conn.execute(t.insert().values(ts=ts, actor=actor, action=action, payload=payload, prev_hash=prev, hash=h))
+    conn.execute(
+        t.insert().values(
+            ts=ts, actor=actor, action=action, payload=payload, prev_hash=prev, hash=h
+        )
+    )
     return h
 
 
@@ -51,7 +57,10 @@ def verify(store: Store) -> tuple[bool, str]:
         if expected_id is not None and e["id"] != expected_id:
             return False, f"entry {expected_id} is missing (next entry is {e['id']})."
         if e["prev_hash"] != prev:
-            return False, f"entry {e['id']} does not follow the previous entry (chain broken: deleted or edited)."
+            return (
+                False,
+                f"entry {e['id']} does not follow the previous entry (chain broken: deleted or edited).",
+            )
         if _digest(e["prev_hash"], e["ts"], e["actor"], e["action"], e["payload"]) != e["hash"]:
             return False, f"entry {e['id']} ({e['action']}) was edited after it was written."
         prev = e["hash"]

@@ -32,7 +32,10 @@ class Store:
         if self.is_sqlite:
             # NullPool: every transaction gets its own connection, so several threads and
             # processes (worker, server, CLI) share the file safely.
-            kwargs = {"poolclass": NullPool, "connect_args": {"timeout": 30, "check_same_thread": False}}
+            kwargs = {
+                "poolclass": NullPool,
+                "connect_args": {"timeout": 30, "check_same_thread": False},
+            }
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._install_sqlite_pragmas()

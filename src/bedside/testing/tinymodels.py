@@ -24,23 +24,56 @@ DEFAULT_CLASSES = (
     "general pathological conditions",
 )
 
-_FALLBACK_TEXT = (
-    "tumour carcinoma chemotherapy metastasis colon liver gastric bowel seizure stroke "
-    "neuropathy brain cardiac heart artery hypertension infection inflammation patients "
-    "study results conclusion methods background randomized trial"
-).split()
+_FALLBACK_TEXT = [
+    "tumour",
+    "carcinoma",
+    "chemotherapy",
+    "metastasis",
+    "colon",
+    "liver",
+    "gastric",
+    "bowel",
+    "seizure",
+    "stroke",
+    "neuropathy",
+    "brain",
+    "cardiac",
+    "heart",
+    "artery",
+    "hypertension",
+    "infection",
+    "inflammation",
+    "patients",
+    "study",
+    "results",
+    "conclusion",
+    "methods",
+    "background",
+    "randomized",
+    "trial",
+]
 
 
 def _texts(texts: Iterable[str] | None) -> list[str]:
     out = list(texts or [])
     if not out:
-        out = [" ".join(_FALLBACK_TEXT[i:] + _FALLBACK_TEXT[:i]) for i in range(len(_FALLBACK_TEXT))]
+        out = [
+            " ".join(_FALLBACK_TEXT[i:] + _FALLBACK_TEXT[:i]) for i in range(len(_FALLBACK_TEXT))
+        ]
     return out
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int = 800):
+def train_wordpiece(texts: Iterable[str] | None, vocab_size: int = 800) -> Any:
     """A BERT-style (uncased WordPiece) fast tokenizer trained on ``texts``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -48,18 +81,27 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 800):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(_texts(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
+    tok.train_from_iterator(
+        _texts(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+    )
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=512,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
     )
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int = 800):
+def train_bpe(texts: Iterable[str] | None, vocab_size: int = 800) -> Any:
     """A GPT/Llama-style byte-level BPE fast tokenizer trained on ``texts``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -68,12 +110,17 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 800):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "<s>", "</s>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(_texts(texts), trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", model_max_length=512
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=512,
     )
 
 
@@ -127,9 +174,13 @@ def make_tiny_bundle(
     torch.manual_seed(seed)
     if kind in ("encoder", "classifier"):
         tok = train_wordpiece(texts)
-        cfg = BertConfig(
-            vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-            intermediate_size=hidden * 2, max_position_embeddings=512,
+        cfg: Any = BertConfig(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=hidden * 2,
+            max_position_embeddings=512,
         )
         if kind == "classifier":
             cfg.num_labels = len(classes)
@@ -141,9 +192,16 @@ def make_tiny_bundle(
     elif kind == "causal-lm":
         tok = train_bpe(texts)
         cfg = LlamaConfig(
-            vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=512,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
             tie_word_embeddings=False,
         )
         model = AutoModelForCausalLM.from_config(cfg)
