@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -58,14 +57,13 @@ def test_check_refuses_with_the_reason(make_bundle: Callable[..., Path]) -> None
     assert isinstance(res.exception, BundleError) and "pickle-based" in str(res.exception)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("bedside.engine.smoke") is None,
-    reason="bedside.engine.smoke not built yet",
-)
+@pytest.mark.slow
 def test_check_runs_the_smoke_run(make_bundle: Callable[..., Path]) -> None:
     res = runner.invoke(app, ["check", str(make_bundle("encoder")), "--format", "json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["smoke"]["ran"] is True
+    smoke = json.loads(res.output)["smoke"]
+    assert smoke["ran"] is True
+    assert smoke["phase1"]["ok"] is True and smoke["phase2"]["ok"] is True
 
 
 def test_contributor_lifecycle(cws: Workspace, make_bundle: Callable[..., Path]) -> None:

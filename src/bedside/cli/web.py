@@ -83,7 +83,7 @@ def show_leaderboard(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
             "-" if r["delta"] is None else f"{r['delta']:+.3f}",
             " ".join(_f3(pc["recall"]) for pc in r["per_class"] if pc["small"]),
             _f3(r["worst_gap"]),
-            "-" if r["compute_pflops"] is None else f"{r['compute_pflops']:.1f}",
+            "-" if r["compute_pflops"] is None else f"{r['compute_pflops']:.3g}",
         ]
         for r in board["rows"]
     ]

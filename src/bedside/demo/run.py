@@ -62,7 +62,7 @@ def make_plan(quick: bool, corpus: Path | None) -> DemoPlan:
             pretrained=False,
             n_docs=None if corpus else 400,
             max_length=64,
-            epochs=2,
+            epochs=5,
             smoke=False,
         )
     pretrained = minilm_dir() is not None

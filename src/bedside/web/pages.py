@@ -49,6 +49,11 @@ def _num(v: Any, digits: int = 1) -> str:
     return "–" if v is None else f"{float(v):,.{digits}f}"
 
 
+def _pflops(v: Any) -> str:
+    """Compute in PFLOPs with 3 significant digits (small jobs are far below 0.1)."""
+    return "–" if v is None else f"{float(v):.3g}"
+
+
 def _pct(v: Any) -> str:
     return "–" if v is None else f"{float(v):.1%}"
 
@@ -70,6 +75,7 @@ templates.env.filters.update(
     plain=_plain,
     money=_money,
     num=_num,
+    pflops=_pflops,
     pct=_pct,
     short_class=_short_class,
     by_name=_by_name,
