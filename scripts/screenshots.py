@@ -51,7 +51,7 @@ def main() -> None:
                 executable_path="/usr/bin/chromium", headless=True, args=ARGS
             )
             page = browser.new_page(viewport={"width": 1360, "height": 900})
-            page.goto(f"{base}/leaderboard")
+            page.goto(f"{base}/login")
             page.fill("#token", token)
             page.keyboard.press("Enter")
             page.wait_for_load_state("networkidle")

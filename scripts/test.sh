@@ -4,7 +4,7 @@
 #   scripts/test.sh -m "not slow"   pass pytest arguments through
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== ruff check"; python3 -m ruff check src tests bench
-echo "== ruff format --check"; python3 -m ruff format --check src tests bench
+echo "== ruff check"; python3 -m ruff check src tests bench scripts
+echo "== ruff format --check"; python3 -m ruff format --check src tests bench scripts
 echo "== mypy src"; python3 -m mypy src
 echo "== pytest"; python3 -m pytest "$@"
