@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.engine.conftest import build_job, read_preds, run_inprocess
 
 from bedside.engine import checkpoint as ckpt
+from tests.engine.conftest import build_job, read_preds, run_inprocess
 
 pytestmark = pytest.mark.torch
 

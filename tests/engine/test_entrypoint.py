@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from tests.engine.conftest import (
     CANARY,
     accuracy,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from tests.jobs.support import job_row, make_workspace, submission_row
-
 from bedside.jobs.queue import SqlQueue
+from tests.jobs.support import job_row, make_workspace, submission_row
 
 
 class Clock:

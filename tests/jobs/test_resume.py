@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from tests.jobs.support import contributor_used, job_row, make_workspace, submission_row
-from tests.sandbox.conftest import require_tier
-from tests.sandbox.test_attacks import _marked_processes
 
 from bedside.jobs.worker import Worker, wait_for
 from bedside.sandbox.launch import STAGE_PREFIX, BwrapLauncher
 from bedside.store import schema
+from tests.jobs.support import contributor_used, job_row, make_workspace, submission_row
+from tests.sandbox.conftest import require_tier
+from tests.sandbox.test_attacks import _marked_processes
 
 
 def _complete_checkpoints(d: Path) -> list[int]:

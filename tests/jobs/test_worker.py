@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from tests.jobs.support import contributor_used, job_row, make_workspace, submission_row
-from tests.sandbox.conftest import require_tier
 from typer.testing import CliRunner
 
 from bedside.jobs import pipeline
@@ -22,6 +20,8 @@ from bedside.jobs.spec import JobSpec
 from bedside.jobs.worker import Worker, drain
 from bedside.sandbox.launch import BwrapLauncher, FakeLauncher, write_uniform_predictions
 from bedside.store import schema
+from tests.jobs.support import contributor_used, job_row, make_workspace, submission_row
+from tests.sandbox.conftest import require_tier
 
 CANARY = "CANARY-93b1d7-never-leaves"
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.sandbox.conftest import CANARY, JobDir, result_code
 
 ISOLATING = ["A", "B"]  # tiers that run as an unprivileged uid in their own network namespace

@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tests.sandbox.conftest import JobDir, require_tier, result_code
 
 from bedside.config import JobLimits, Policy
 from bedside.errors import SandboxError
 from bedside.sandbox import cgroups
 from bedside.sandbox.launch import CGROUP_PREFIX, STAGE_PREFIX, BwrapLauncher
 from bedside.sandbox.probe import Check, ProbeReport, launcher_for_policy, probe, sweep_stale
+from tests.sandbox.conftest import JobDir, require_tier, result_code
 
 
 def test_probe_finds_tier_a_here() -> None:

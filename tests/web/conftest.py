@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from webdata import Populated, populate
 
 from bedside.workspace import Workspace
+from tests.web.webdata import Populated, populate
 
 
 @pytest.fixture(scope="session")

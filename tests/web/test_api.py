@@ -9,9 +9,9 @@ import tarfile
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from webdata import CANARY, ROW_PREFIX, Populated, count_audit, other_vendor_ids
 
 from bedside.store import audit, schema
+from tests.web.webdata import CANARY, ROW_PREFIX, Populated, count_audit, other_vendor_ids
 
 ROLES = ("owner", "acme", "globex", None)
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webdata import CANARY, Populated
 
 from bedside.store import schema
+from tests.web.webdata import CANARY, Populated
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
-from webdata import CANARY, ROW_PREFIX, Populated
 
 from bedside.store import schema
+from tests.web.webdata import CANARY, ROW_PREFIX, Populated
 
 ROOT = Path(__file__).resolve().parents[2]
 
