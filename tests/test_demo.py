@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
         assert 0.0 <= r["macro_f1"] <= 1.0
     assert res.report is not None and res.report.stat().st_size > 10_000
     html = res.report.read_text()
-    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
+    assert "<svg" in html
+    # self-contained: nothing is loaded from elsewhere (namespace URIs inside SVG are not loads)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     log = (tmp_path / "demo.log").read_text()
     assert "sandbox tier on this machine" in log and "leaderboard" in log
     # A second run into the same directory is refused unless --force.

@@ -246,7 +246,7 @@ attempt('big', fill)
     size = sum(p.stat().st_size for p in (jobdir.job / "out").iterdir())
     assert (
         size < 8 * 2**20 + 300 * 2**20
-    )  # killed within 0.2 s of crossing it, not filling the disk
+    )  # killed within 0.05 s (plus scheduling delay) of crossing it, not filling the disk
 
 
 def test_environment_is_an_allowlist(jobdir: JobDir, monkeypatch: pytest.MonkeyPatch) -> None:
