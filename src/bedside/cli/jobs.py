@@ -174,11 +174,17 @@ def worker(
         )
         console.print(f"job {o.job_id}: {o.state}{extra}", highlight=False)
 
-    w = Worker(ws, concurrency=concurrency, lease_s=lease_seconds, on_outcome=report)
-    console.print(
-        f"worker: tier {w.launcher.tier}, concurrency {concurrency}, lease {lease_seconds:g} s"
-    )
-    w.run(once=once)
+    from bedside.jobs.pipeline import progress_bar
+
+    # A live bar per job on a terminal; plain lines in logs and pipes.
+    with progress_bar(console.is_terminal) as hook:
+        w = Worker(
+            ws, concurrency=concurrency, lease_s=lease_seconds, on_outcome=report, on_progress=hook
+        )
+        console.print(
+            f"worker: tier {w.launcher.tier}, concurrency {concurrency}, lease {lease_seconds:g} s"
+        )
+        w.run(once=once)
 
 
 def run(
