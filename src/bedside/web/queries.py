@@ -179,24 +179,34 @@ def result_view(row: Mapping[str, Any], owner: bool, decimals: int) -> dict[str,
     }
 
 
-def get_result(ws: Workspace, viewer: Principal, result_id: int) -> dict[str, Any]:
-    r, s = schema.results, schema.submissions
+def _visible_row(
+    ws: Workspace, viewer: Principal, table: Any, row_id: int, what: str, shared_if_unowned: bool
+) -> dict[str, Any]:
+    """A results or jobs row joined with its submission's owner, or the same 404 whether it is
+    missing or someone else's. Rows without a submission (the baseline) are visible to every
+    viewer when ``shared_if_unowned``, else to the owner only."""
+    s = schema.submissions
     q = (
-        select(r, s.c.contributor_id)
-        .select_from(r.outerjoin(s, r.c.submission_id == s.c.id))
-        .where(r.c.id == result_id)
+        select(table, s.c.contributor_id)
+        .select_from(table.outerjoin(s, table.c.submission_id == s.c.id))
+        .where(table.c.id == row_id)
     )
     with ws.store.read() as conn:
         row = conn.execute(q).mappings().first()
     if row is None:
-        raise _nf("result", result_id)
-    if (
-        not viewer.is_owner
-        and row["submission_id"] is not None
-        and row["contributor_id"] != viewer.contributor_id
-    ):
-        raise _nf("result", result_id)
-    return result_view(dict(row), viewer.is_owner, ws.policy().score_decimals)
+        raise _nf(what, row_id)
+    if not viewer.is_owner:
+        unowned = row["submission_id"] is None
+        if (unowned and not shared_if_unowned) or (
+            not unowned and row["contributor_id"] != viewer.contributor_id
+        ):
+            raise _nf(what, row_id)
+    return dict(row)
+
+
+def get_result(ws: Workspace, viewer: Principal, result_id: int) -> dict[str, Any]:
+    row = _visible_row(ws, viewer, schema.results, result_id, "result", shared_if_unowned=True)
+    return result_view(row, viewer.is_owner, ws.policy().score_decimals)
 
 
 # -- jobs ---------------------------------------------------------------------------------
@@ -252,20 +262,8 @@ def job_view(job: Mapping[str, Any], owner: bool) -> dict[str, Any]:
 
 
 def get_job(ws: Workspace, viewer: Principal, job_id: int) -> dict[str, Any]:
-    j, s = schema.jobs, schema.submissions
-    q = (
-        select(j, s.c.contributor_id)
-        .select_from(j.outerjoin(s, j.c.submission_id == s.c.id))
-        .where(j.c.id == job_id)
-    )
-    with ws.store.read() as conn:
-        row = conn.execute(q).mappings().first()
-    if row is None or (
-        not viewer.is_owner
-        and (row["contributor_id"] is None or row["contributor_id"] != viewer.contributor_id)
-    ):
-        raise _nf("job", job_id)
-    return job_view(dict(row), viewer.is_owner)
+    row = _visible_row(ws, viewer, schema.jobs, job_id, "job", shared_if_unowned=False)
+    return job_view(row, viewer.is_owner)
 
 
 def list_jobs(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
