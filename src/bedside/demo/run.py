@@ -61,7 +61,7 @@ def make_plan(quick: bool, corpus: Path | None) -> DemoPlan:
             quick=True,
             pretrained=False,
             n_docs=None if corpus else 400,
-            max_length=64,
+            max_length=128,
             epochs=5,
             smoke=False,
         )

@@ -48,7 +48,7 @@ class Vendor:
 
 def demo_vendors(max_length: int, epochs: int, pretrained: bool) -> list[Vendor]:
     base = "minilm-l6" if pretrained else "tiny-bert"
-    lr_full = 5e-5 if pretrained else 1e-3
+    lr_full = 5e-5 if pretrained else 3e-3
     return [
         Vendor(
             "acme-clinical-ai",
@@ -73,7 +73,7 @@ def demo_vendors(max_length: int, epochs: int, pretrained: bool) -> list[Vendor]
             {
                 "method": "lora",
                 "epochs": epochs,
-                "learning_rate": 5e-4 if pretrained else 3e-3,
+                "learning_rate": 5e-4 if pretrained else 1e-2,
                 "batch_size": 16,
                 "max_length": max_length,
                 "class_weighting": "balanced",
