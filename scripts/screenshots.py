@@ -16,17 +16,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from bedside.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from bedside.workspace import Workspace
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def main() -> None:
@@ -48,7 +39,7 @@ def main() -> None:
         time.sleep(4)
         with sync_playwright() as p:
             browser = p.chromium.launch(
-                executable_path="/usr/bin/chromium", headless=True, args=ARGS
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             page = browser.new_page(viewport={"width": 1360, "height": 900})
             page.goto(f"{base}/login")

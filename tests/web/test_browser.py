@@ -17,18 +17,10 @@ from pathlib import Path
 import pytest
 
 from bedside.store import schema
+from bedside.testing.browser import CHROMIUM
+from bedside.testing.browser import CHROMIUM_ARGS as ARGS
 from tests.web.webdata import CANARY, Populated
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PNG = b"\x89PNG\r\n\x1a\n"
 
