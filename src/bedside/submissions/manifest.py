@@ -28,7 +28,18 @@ TRAIN_METHODS = ("full", "lora", "head-only")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTINGS = ("none", "balanced")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._ -]{1,100}$")
-_TOP_KEYS = ("name", "description", "kind", "phase1", "train", "labels", "descriptions")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "kind",
+    "phase1",
+    "train",
+    "labels",
+    "descriptions",
+    "claimed_macro_f1",
+    "claimed_per_class",
+    "claim_source",
+)
 
 
 def _where(section: str, key: str) -> str:
@@ -166,8 +177,13 @@ class Manifest:
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # checkpoint label -> workspace class
     descriptions: dict[str, str] = field(default_factory=dict)  # workspace class -> description
+    # The vendor's own claim (published benchmarks), shown beside what bedside measures.
+    claimed_macro_f1: float | None = None
+    claimed_per_class: dict[str, float] = field(default_factory=dict)  # workspace class -> F1
+    claim_source: str = ""
 
     def __post_init__(self) -> None:
+        self._check_claims()
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise BundleError(
                 f"{MANIFEST_NAME}: name must be 1..100 characters of letters, digits, '.', '_', '-' "
@@ -218,6 +234,25 @@ class Manifest:
                 hint="Use [descriptions] to describe the classes for zero-shot instead.",
             )
 
+    def _check_claims(self) -> None:
+        if self.claimed_macro_f1 is not None:
+            self.claimed_macro_f1 = _float("", "claimed_macro_f1", self.claimed_macro_f1, 0.0, 1.0)
+        if not isinstance(self.claimed_per_class, Mapping):
+            raise BundleError(
+                f"{MANIFEST_NAME}: [claimed_per_class] must be a table of class = F1 pairs; "
+                f"found {self.claimed_per_class!r}.",
+                hint='Example: [claimed_per_class]\n"neoplasms" = 0.91',
+            )
+        self.claimed_per_class = {
+            str(k): _float("claimed_per_class", repr(k), v, 0.0, 1.0)
+            for k, v in self.claimed_per_class.items()
+        }
+        if not isinstance(self.claim_source, str) or len(self.claim_source) > 500:
+            raise BundleError(
+                f"{MANIFEST_NAME}: claim_source must be text of at most 500 characters "
+                "(the benchmark the claim comes from)."
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """A plain dict with every default filled in (what the engine reads)."""
         t = self.train
@@ -241,6 +276,9 @@ class Manifest:
             "train": train,
             "labels": dict(self.labels),
             "descriptions": dict(self.descriptions),
+            "claimed_macro_f1": self.claimed_macro_f1,
+            "claimed_per_class": dict(self.claimed_per_class),
+            "claim_source": self.claim_source,
         }
 
     @classmethod
@@ -283,6 +321,9 @@ class Manifest:
             description=data.get("description") or "",
             labels=labels,
             descriptions=descriptions,
+            claimed_macro_f1=data.get("claimed_macro_f1"),
+            claimed_per_class=data.get("claimed_per_class") or {},
+            claim_source=data.get("claim_source") or "",
         )
 
 

@@ -384,6 +384,12 @@ def check_kind(
                 f"bedside.toml [descriptions] names {', '.join(repr(b) for b in bad)}, not classes of this "
                 f"workspace; the classes are: {', '.join(known)}."
             )
+        bad = sorted(k for k in m.claimed_per_class if k not in known)
+        if bad:
+            raise BundleError(
+                f"bedside.toml [claimed_per_class] names {', '.join(repr(b) for b in bad)}, not classes "
+                f"of this workspace; the classes are: {', '.join(known)}."
+            )
 
 
 # -- the whole pipeline ----------------------------------------------------------------------------
