@@ -6,12 +6,42 @@ read the same values.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from bedside.errors import ConfigError
 
 TIERS = ("A", "B", "C")
+
+
+def parse_when(key: str, value: str, *, end_of_day: bool = False) -> dt.datetime:
+    """An ISO date or date-time as an aware UTC datetime (no offset given: UTC).
+
+    A date alone means the start of that day, or with ``end_of_day`` the end of it (the next
+    midnight), so that ``closes_at = "2026-12-31"`` still accepts submissions on the 31st.
+
+    >>> parse_when("closes_at", "2026-12-31", end_of_day=True).isoformat()
+    '2027-01-01T00:00:00+00:00'
+    """
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{key} must be an ISO date or date-time such as '2026-12-31' or "
+            f"'2026-12-31T18:00:00+01:00'; found {value!r}."
+        )
+    text = value.strip()
+    try:
+        if len(text) == 10:  # YYYY-MM-DD
+            day = dt.date.fromisoformat(text)
+            start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+            return start + dt.timedelta(days=1) if end_of_day else start
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"{key} must be an ISO date or date-time such as '2026-12-31' or "
+            f"'2026-12-31T18:00:00+01:00'; found {value!r}."
+        ) from None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
 @dataclass
@@ -51,6 +81,12 @@ class Policy:
     ladder_step: float = 0.0  # >0: only release a new score if it beats the best by this much
     bootstrap_resamples: int = 1000
     max_bundle_mb: int = 2048
+    # The evaluation window (ISO dates or date-times, UTC unless an offset is given; None: no
+    # bound). Submissions outside it are refused; a date alone for closes_at means its end.
+    opens_at: str | None = None
+    closes_at: str | None = None
+    freeze_at_close: bool = True  # record the final ranking once the window has closed
+    claim_gap_threshold: float = 0.10  # claimed minus phase-1 macro-F1 above this is flagged
 
     def __post_init__(self) -> None:
         if isinstance(self.limits, dict):
@@ -71,6 +107,31 @@ class Policy:
             raise ConfigError(
                 f"bootstrap_resamples must be >= 100, got {self.bootstrap_resamples}."
             )
+        if not isinstance(self.freeze_at_close, bool):
+            raise ConfigError(
+                f"freeze_at_close must be true or false, got {self.freeze_at_close!r}."
+            )
+        gap = self.claim_gap_threshold
+        if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 <= gap <= 1:
+            raise ConfigError(f"claim_gap_threshold must be a number in 0..1, got {gap!r}.")
+        self.claim_gap_threshold = float(gap)
+        opens, closes = self.window()
+        if opens is not None and closes is not None and closes <= opens:
+            raise ConfigError(
+                f"the evaluation window closes before it opens: opens_at {self.opens_at!r}, "
+                f"closes_at {self.closes_at!r}.",
+                hint="Set closes_at after opens_at (or clear one with `bedside policy set closes_at=null`).",
+            )
+
+    def window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """``(opens, closes)`` as aware UTC datetimes; ``None`` where the policy sets no bound."""
+        opens = None if self.opens_at is None else parse_when("opens_at", self.opens_at)
+        closes = (
+            None
+            if self.closes_at is None
+            else parse_when("closes_at", self.closes_at, end_of_day=True)
+        )
+        return opens, closes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -33,6 +33,7 @@ from bedside.submissions.contributors import (
 )
 from bedside.submissions.flops import estimate_pflops, token_counts, what_fits
 from bedside.submissions.validate import BundleReport, checked_bundle
+from bedside.submissions.window import Clock, check_window, utc_now
 from bedside.workspace import Workspace
 
 
@@ -128,17 +129,24 @@ def _active_corpus_id(conn: Connection) -> int:
 
 
 def submit_bundle(
-    ws: Workspace, bundle_path: Path, contributor: str, actor: str | None = None
+    ws: Workspace,
+    bundle_path: Path,
+    contributor: str,
+    actor: str | None = None,
+    clock: Clock = utc_now,
 ) -> dict[str, Any]:
     """Validate, store and queue a bundle for ``contributor``. Returns the submission record
     (plus ``jobs``, ``warnings`` and ``duplicate``: True when the same bundle was already
     submitted by this contributor on this corpus — it is then not counted again).
+
+    Outside the policy's evaluation window (read from ``clock``) it is refused with the dates.
 
     Example: ``submit_bundle(ws, Path("b.zip"), "acme")["id"]``
     """
     from bedside.data.corpus import load_corpus
 
     actor = actor or contributor
+    check_window(ws.policy(), clock())  # fail early, before reading the bundle
     with ws.store.read() as conn:
         _check_revoked(contributor_row(conn, contributor))
     corpus = load_corpus(ws)
@@ -168,6 +176,7 @@ def submit_bundle(
     with ws.store.write() as conn:
         row = contributor_row(conn, contributor)
         _check_revoked(row)
+        check_window(ws.policy(), clock())  # again: validation may have outlasted the close
         corpus_id = _active_corpus_id(conn)
         dup = _duplicate(conn, row["id"], report.content_hash, corpus_id)
         if dup is not None:
