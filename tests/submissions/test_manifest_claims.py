@@ -39,7 +39,10 @@ def test_no_claim_is_fine() -> None:
         ("claimed_macro_f1 = -0.1", "claimed_macro_f1 must be in the range 0..1; found -0.1"),
         ('claimed_macro_f1 = "high"', "claimed_macro_f1 must be a number; found 'high'"),
         ("claimed_macro_f1 = nan", "claimed_macro_f1 must be a number"),
-        ('[claimed_per_class]\n"neoplasms" = 1.5', "claimed_per_class.'neoplasms' must be in the range 0..1"),
+        (
+            '[claimed_per_class]\n"neoplasms" = 1.5',
+            "claimed_per_class.'neoplasms' must be in the range 0..1",
+        ),
         ("claimed_per_class = 0.9", "[claimed_per_class] must be a table"),
         ("claim_source = 3", "claim_source must be text"),
     ],
@@ -51,7 +54,8 @@ def test_bad_claims_refused_with_the_reason(extra: str, message: str) -> None:
 
 
 def test_per_class_claim_must_name_a_workspace_class(
-    make_bundle, tmp_path: Path  # type: ignore[no-untyped-def]
+    make_bundle,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     bundle = make_bundle("encoder")
     toml = bundle / "bedside.toml"

@@ -1,13 +1,31 @@
-"""`bedside baseline` and `bedside results`: scored results for the owner."""
+"""`bedside baseline` (TF-IDF; `add` and `list` for the current classifier) and `bedside results`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.markup import escape
 
-from bedside.cli.common import FORMAT_OPTION, Format, console, print_json, print_table, workspace
+from bedside.cli.common import (
+    CONTEXT,
+    FORMAT_OPTION,
+    Format,
+    console,
+    emit,
+    print_json,
+    print_table,
+    workspace,
+)
+
+baseline_app = typer.Typer(
+    help="The internal TF-IDF baseline (`bedside baseline` alone scores it) and the hospital's "
+    "current classifier (`bedside baseline add`).",
+    context_settings=CONTEXT,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+)
 
 
 def _fmt(x: Any, decimals: int) -> str:
@@ -76,6 +94,7 @@ def print_result(view: dict[str, Any], decimals: int) -> None:
     print_table(None, ["class", "support", "recall", "recall 95% CI", "precision", "F1"], rows)
 
 
+@baseline_app.callback()
 def baseline(
     ctx: typer.Context,
     version: str = typer.Option(
@@ -90,6 +109,8 @@ def baseline(
     from bedside.evaluation.baseline import run_baseline
     from bedside.evaluation.results import get_result
 
+    if ctx.invoked_subcommand is not None:
+        return
     ws = workspace(ctx)
     decimals = ws.policy().score_decimals
     view = result_view(
@@ -99,6 +120,54 @@ def baseline(
         print_json(view)
     else:
         print_result(view, decimals)
+
+
+@baseline_app.command("add")
+def baseline_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help='Name of the row, e.g. "current classifier".'),
+    predictions: Path = typer.Argument(
+        ..., help="CSV with row_id and the predicted class (name or id) for every holdout row."
+    ),
+    version: str = typer.Option(
+        None, "--version", help="Corpus version id or hash prefix (default: the active one)."
+    ),
+    label_col: str = typer.Option(
+        None, "--label-col", help="Column with the predicted class (default: label, class, ...)."
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Score new predictions under a name already registered."
+    ),
+    fmt: Format = FORMAT_OPTION,
+) -> None:
+    """Register the hospital's current classifier (owner only): its holdout predictions, scored
+    like any model and shown as a baseline row, never ranked."""
+    from bedside.evaluation.current import add_current_baseline
+    from bedside.evaluation.results import get_result
+
+    ws = workspace(ctx)
+    decimals = ws.policy().score_decimals
+    rid = add_current_baseline(
+        ws, name, predictions, version=version, label_col=label_col, replace=replace
+    )
+    view = result_view(get_result(ws, rid), decimals)
+    if fmt == Format.json:
+        print_json(view)
+    else:
+        print_result(view, decimals)
+
+
+@baseline_app.command("list")
+def baseline_list(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """List the registered current-classifier baselines."""
+    from bedside.evaluation.current import current_baselines
+
+    rows = current_baselines(workspace(ctx))
+    table = [
+        (b["id"], b["name"], b["corpus_version_id"], b["result_id"], b["source"]["file"])
+        for b in rows
+    ]
+    emit(fmt, rows, ["id", "name", "corpus version", "result", "file"], table, title="baselines")
 
 
 def results(
@@ -150,5 +219,5 @@ def results(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("baseline")(baseline)
+    app.add_typer(baseline_app, name="baseline")
     app.command("results")(results)

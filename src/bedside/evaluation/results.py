@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +74,12 @@ def record_result(
     submission_id: int | None = None,
     job_id: int | None = None,
     actor: str = "system",
+    on_recorded: Callable[[Connection, int], None] | None = None,
 ) -> int:
     """Store a scored result, its predictions and an audit entry; returns the result id.
+
+    ``on_recorded(conn, result_id)`` runs inside the same transaction (rows that belong to the
+    result, e.g. a baseline's registration, are written with it or not at all).
 
     >>> rid = record_result(ws, corpus=c, phase=1, model_label="m", metrics=m, provenance={},
     ...                     probs=p, row_ids=ids, job_id=7)  # doctest: +SKIP
@@ -130,6 +134,8 @@ def record_result(
                     "macro_f1": metrics["macro_f1"],
                 },
             )
+            if on_recorded is not None:
+                on_recorded(conn, result_id)
     except IntegrityError:
         if written is not None:
             written.unlink(missing_ok=True)

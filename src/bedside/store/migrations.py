@@ -16,8 +16,14 @@ def _initial(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _evaluation_window(conn: Connection) -> None:
+    # checkfirst: a store created after this table joined the schema already has it
+    schema.baselines.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
+    ("0003_evaluation_window", _evaluation_window),
 ]
 
 

@@ -149,3 +149,18 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Baselines the owner registers (0003_evaluation_window): the hospital's current classifier, its
+# predictions on the holdout scored like any model. One row per registration (a re-registration
+# under the same name adds a row; the newest is shown).
+baselines = Table(
+    "baselines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),  # "current": the classifier in use today
+    Column("corpus_version_id", Integer, ForeignKey("corpus_versions.id"), nullable=False),
+    Column("result_id", Integer, ForeignKey("results.id"), nullable=False, unique=True),
+    Column("source", JSON, nullable=False),  # file name, sha256, rows, label column (no content)
+    Column("created_at", String(40), nullable=False),
+)
