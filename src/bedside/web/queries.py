@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from bedside.errors import NotFoundError
-from bedside.leaderboard import _round
+from bedside.leaderboard import round_released
 from bedside.store import audit, schema
 from bedside.store.store import utcnow
 
@@ -85,7 +85,7 @@ def public_metrics(metrics: Mapping[str, Any], decimals: int) -> dict[str, Any]:
     conf = out.get("confusion")
     if isinstance(conf, Mapping):
         out["confusion"] = {"labels": conf.get("labels"), "matrix": conf.get("matrix")}
-    return _round(out, decimals)
+    return round_released(out, decimals)
 
 
 def public_provenance(prov: Mapping[str, Any], owner: bool) -> dict[str, Any]:

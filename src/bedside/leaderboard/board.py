@@ -1,0 +1,125 @@
+"""The leaderboard for one viewer, built from the store: rows, ranks, ties, small classes.
+
+Example::
+
+    board = build_leaderboard(ws, viewer=OWNER)
+    for row in board["rows"]:
+        print(row["rank_label"], row["model"], row["macro_f1"])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bedside.leaderboard.publish import is_published
+from bedside.leaderboard.ranking import rank_rows, tie_method
+from bedside.leaderboard.release import ALL, may_see, scope_for
+from bedside.leaderboard.rows import build_row
+from bedside.leaderboard.shares import (
+    active_corpus,
+    class_shares,
+    shares_from_metrics,
+    small_classes,
+)
+from bedside.leaderboard.ties import TieJudge
+from bedside.store import schema
+
+if TYPE_CHECKING:
+    from bedside.auth import Principal
+    from bedside.workspace import Workspace
+
+
+def visible_contributor(ws: Workspace, viewer: Principal | None) -> int | None | bool:
+    """Which submissions ``viewer`` may see: True (all), or one contributor id.
+
+    Raises AuthError for an anonymous viewer before publishing.
+    """
+    return scope_for(viewer, is_published(ws))
+
+
+def latest_results(ws: Workspace, corpus_version_id: int) -> list[dict[str, Any]]:
+    """The latest result of every (submission, phase) (and every baseline label) on a corpus."""
+    r, s, c = schema.results, schema.submissions, schema.contributors
+    q = (
+        select(
+            r,
+            s.c.name.label("submission_name"),
+            s.c.contributor_id,
+            s.c.status.label("submission_status"),
+            c.c.name.label("vendor"),
+        )
+        .select_from(
+            r.outerjoin(s, r.c.submission_id == s.c.id).outerjoin(c, s.c.contributor_id == c.c.id)
+        )
+        .where(r.c.corpus_version_id == corpus_version_id)
+        .order_by(r.c.id)
+    )
+    with ws.store.read() as conn:
+        rows = [dict(x) for x in conn.execute(q).mappings()]
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:  # ordered by id: later results of the same (submission, phase) win
+        key = (
+            row["submission_id"],
+            row["phase"],
+            row["model_label"] if row["submission_id"] is None else "",
+        )
+        latest[key] = row
+    return list(latest.values())
+
+
+def build_leaderboard(
+    ws: Workspace,
+    viewer: Principal | None,
+    *,
+    corpus_version_id: int | None = None,
+) -> dict[str, Any]:
+    """Rows of the leaderboard that ``viewer`` may see, best first, with ties marked."""
+    published = is_published(ws)
+    scope = scope_for(viewer, published)
+    policy = ws.policy()
+    corpus = (
+        active_corpus(ws) if corpus_version_id is None else {"id": corpus_version_id, "hash": None}
+    )
+    board: dict[str, Any] = {
+        "published": published,
+        "corpus_version": {"id": corpus["id"], "hash": corpus["hash"]} if corpus else None,
+        "classes": [],
+        "small_classes": [],
+        "tie_method": None,
+        "decimals": policy.score_decimals,
+        "scope": "all" if scope is ALL else "own",
+        "rows": [],
+    }
+    if corpus is None:
+        return board
+    cv_id = int(corpus["id"] or 0)
+    results = latest_results(ws, cv_id)
+    shares = class_shares(ws, cv_id)
+    if not shares and results:
+        shares = shares_from_metrics(results[0]["metrics"] or {})
+    small = set(small_classes(shares))
+    board["classes"] = list(shares)
+    board["small_classes"] = [c for c in shares if c in small]
+
+    by_sub: dict[int, dict[int, dict[str, Any]]] = {}
+    rows: list[dict[str, Any]] = []
+    for res in results:
+        if res["submission_id"] is None:
+            if res["phase"] == 0:
+                rows.append(build_row(res, None, None, small, policy.score_decimals))
+            continue
+        if not may_see(scope, res["contributor_id"]):
+            continue
+        by_sub.setdefault(res["submission_id"], {})[res["phase"]] = res
+    for phases in by_sub.values():
+        p1, p2 = phases.get(1), phases.get(2)
+        head = p2 or p1
+        if head is not None:
+            rows.append(build_row(head, p1, p2, small, policy.score_decimals))
+
+    judge = TieJudge(ws, resamples=policy.bootstrap_resamples)
+    board["rows"] = rank_rows(rows, judge.tied)
+    board["tie_method"] = tie_method(judge.methods_used)
+    return board
