@@ -21,9 +21,15 @@ def _evaluation_window(conn: Connection) -> None:
     schema.baselines.create(conn, checkfirst=True)
 
 
+def _screening(conn: Connection) -> None:
+    schema.screening_models.create(conn, checkfirst=True)
+    schema.screening_runs.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0003_evaluation_window", _evaluation_window),
+    ("0004_screening", _screening),
 ]
 
 

@@ -164,3 +164,41 @@ baselines = Table(
     Column("source", JSON, nullable=False),  # file name, sha256, rows, label column (no content)
     Column("created_at", String(40), nullable=False),
 )
+
+# Screening (0004_screening): a deployed model pinned to its bundle, corpus version and decision
+# rule, with the owner's recall targets and the operating points picked for them; and each run of
+# it on new abstracts. Per-abstract outputs live in owner-only files, never in these rows.
+screening_models = Table(
+    "screening_models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("submission_id", Integer, ForeignKey("submissions.id"), nullable=False),
+    Column("result_id", Integer, ForeignKey("results.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("bundle_hash", String(64), nullable=False),
+    Column("corpus_version_id", Integer, ForeignKey("corpus_versions.id"), nullable=False),
+    Column("corpus_hash", String(64), nullable=False),
+    Column("decision", JSON, nullable=False),  # {"rule", "offsets", "classes"}
+    Column("path", Text, nullable=False),  # relative to the workspace root
+    Column("targets", JSON, nullable=False, default=dict),  # {class name: target recall}
+    Column("operating_points", JSON, nullable=False, default=dict),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", String(40), nullable=False),
+    Column("meta", JSON, nullable=False, default=dict),
+)
+
+screening_runs = Table(
+    "screening_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("screening_models.id"), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=True),
+    Column("state", String(40), nullable=False),  # queued | running | done | failed
+    Column("input", JSON, nullable=False),  # file name, sha256, rows, columns (no content)
+    Column("summary", JSON, nullable=False, default=dict),  # counts per class, flagged, shadow
+    Column("error", Text, nullable=True),
+    Column("created_at", String(40), nullable=False),
+    Column("finished_at", String(40), nullable=True),
+)
