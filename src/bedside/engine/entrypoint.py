@@ -99,13 +99,18 @@ def run_job(job_dir: Path) -> dict[str, Any]:
 
         res = finetune.run(ctx)
         probs, row_ids, stopped, info = res.probs, res.row_ids, res.stopped_by_budget, res.info
+    elif spec.kind == "screen":  # new abstracts: out/probs.f32, no predictions.json
+        from bedside.engine import screen
+
+        probs, row_ids, stopped, info = None, [], False, screen.run(ctx)
     else:
         raise JobError(
             f"the engine runs phase1 and phase2 jobs, not {spec.kind!r}.",
             error_class="invalid_input",
         )
     ctx.progress.finish()
-    write_predictions(ctx.out / "predictions.json", ctx.class_names, row_ids, probs)
+    if probs is not None:
+        write_predictions(ctx.out / "predictions.json", ctx.class_names, row_ids, probs)
     compute.update(
         {
             "flops": ctx.counter.flops,

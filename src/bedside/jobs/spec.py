@@ -27,7 +27,7 @@ from typing import Any
 
 from bedside.errors import ConfigError
 
-JOB_KINDS = ("phase1", "phase2", "baseline")
+JOB_KINDS = ("phase1", "phase2", "baseline", "screen")
 MODEL_KINDS = ("encoder", "classifier", "causal-lm")
 
 
