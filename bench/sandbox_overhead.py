@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bedside.config import JobLimits, Policy
 from bedside.data.corpus import ClassInfo, group_key, write_version_files
-from bedside.jobs.pipeline import prepare_job_dir
+from bedside.jobs.staging import prepare_job_dir
 from bedside.jobs.queue import enqueue_for_submission
 from bedside.jobs.spec import JobSpec
 from bedside.sandbox.launch import BwrapLauncher, Launcher, PlainLauncher

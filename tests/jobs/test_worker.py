@@ -13,10 +13,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bedside.jobs import pipeline
+from bedside.jobs.collect import collect_and_score
 from bedside.jobs.executor import JobExecutor
+from bedside.jobs.foreground import run_submission
 from bedside.jobs.queue import SqlQueue
 from bedside.jobs.spec import JobSpec
+from bedside.jobs.staging import prepare_job_dir
+from bedside.jobs.views import public_job_view
 from bedside.jobs.worker import Worker, drain
 from bedside.sandbox.launch import BwrapLauncher, FakeLauncher, write_uniform_predictions
 from bedside.store import schema
@@ -66,10 +69,10 @@ def test_a_crash_between_scoring_and_done_neither_rescores_nor_recharges(tmp_pat
     q = SqlQueue(ws.store)
     job = q.claim("dead-worker", 60)
     assert job is not None
-    job_dir = pipeline.prepare_job_dir(ws, job.row())
+    job_dir = prepare_job_dir(ws, job.row())
     res = FakeLauncher().launch(job_dir, JobSpec.read(job_dir), ws.policy().limits)
-    rid = pipeline.collect_and_score(ws, job.row(), res)
-    assert pipeline.collect_and_score(ws, job.row(), res) == rid
+    rid = collect_and_score(ws, job.row(), res)
+    assert collect_and_score(ws, job.row(), res) == rid
     # the worker dies here; the lease expires; another worker takes over
     with ws.store.write() as conn:
         conn.execute(schema.jobs.update().where(schema.jobs.c.id == p1).values(lease_expires=0))
@@ -168,9 +171,7 @@ def test_run_submission_and_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from bedside.cli.app import app
 
     ws, sub, (p1, p2) = make_workspace(tmp_path / "ws")
-    outcomes = pipeline.run_submission(
-        ws, sub, phases=(1,), launcher=FakeLauncher(), progress=False
-    )
+    outcomes = run_submission(ws, sub, phases=(1,), launcher=FakeLauncher(), progress=False)
     assert [o.state for o in outcomes] == ["done"]
     monkeypatch.setattr(
         "bedside.sandbox.probe.launcher_for_policy", lambda policy, report=None: FakeLauncher()
@@ -237,7 +238,7 @@ def test_a_corpus_canary_never_reaches_what_a_contributor_can_read(tmp_path: Pat
     with ws.store.read() as conn:
         jobs = [dict(r) for r in conn.execute(select(schema.jobs)).mappings()]
         events = list(conn.execute(select(schema.job_events.c.data)).scalars())
-    visible = json.dumps([pipeline.public_job_view(j) for j in jobs]) + json.dumps(events)
+    visible = json.dumps([public_job_view(j) for j in jobs]) + json.dumps(events)
     visible += json.dumps(submission_row(ws, sub), default=str) + json.dumps(
         _results(ws), default=str
     )

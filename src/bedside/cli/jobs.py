@@ -174,7 +174,7 @@ def worker(
         )
         console.print(f"job {o.job_id}: {o.state}{extra}", highlight=False)
 
-    from bedside.jobs.pipeline import progress_bar
+    from bedside.jobs.progressbar import progress_bar
 
     # A live bar per job on a terminal; plain lines in logs and pipes.
     with progress_bar(console.is_terminal) as hook:
@@ -194,7 +194,7 @@ def run(
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Run a submission's jobs now, in the foreground, with a progress bar."""
-    from bedside.jobs.pipeline import run_submission
+    from bedside.jobs.foreground import run_submission
 
     phases = {"1": (1,), "2": (2,), "both": (1, 2)}.get(phase)
     if phases is None:

@@ -217,7 +217,7 @@ def run_demo(
             _cli([*w, "submit", str(bundle), "--contributor", v.name])
 
     with st.stage("3. worker: sandboxed phase 1, phase 2, scoring, baseline"):
-        from bedside.jobs.pipeline import progress_bar
+        from bedside.jobs.progressbar import progress_bar
         from bedside.jobs.worker import Worker
 
         with progress_bar(True) as hook:

@@ -44,7 +44,12 @@ def _few(items: Sequence[str] | set[str], k: int = 3) -> str:
     return ", ".join(repr(x) for x in shown) + (f" and {more} more" if more > 0 else "")
 
 
-def _read_json(path: Path, max_bytes: int) -> object:
+def _read_json(path: Path | bytes, max_bytes: int) -> object:
+    if isinstance(path, bytes):  # already read by the host's job-output reader
+        raw = path
+        if len(raw) > max_bytes:
+            raise _reject(f"{len(raw):,} bytes", f"at most {max_bytes:,} bytes")
+        return _parse(raw)
     try:
         size = path.stat().st_size
     except OSError as e:
@@ -57,21 +62,26 @@ def _read_json(path: Path, max_bytes: int) -> object:
         raw = f.read(max_bytes + 1)  # the file may grow after stat(): never read past the limit
     if len(raw) > max_bytes:
         raise _reject(f"more than {max_bytes:,} bytes", f"at most {max_bytes:,} bytes")
+    return _parse(raw)
+
+
+def _parse(raw: bytes) -> object:
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except ValueError as e:  # not UTF-8, not JSON, or an integer with too many digits
         raise _reject(f"text that is not UTF-8 JSON ({e})", "a JSON object") from e
     except RecursionError as e:
         raise _reject("JSON nested too deeply", "a JSON object") from e
 
 
 def load_predictions(
-    path: Path | str,
+    path: Path | str | bytes,
     expected_row_ids: Sequence[str],
     classes: Sequence[str],
     max_bytes: int = MAX_BYTES,
 ) -> NDArray[np.float64]:
-    """Check a predictions file and return its probabilities in ``expected_row_ids`` order.
+    """Check a predictions file (a path, or its bytes as ``jobs.outputs`` read them) and return
+    its probabilities in ``expected_row_ids`` order.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "predictions.json"
@@ -79,7 +89,7 @@ def load_predictions(
     >>> load_predictions(p, ["r1", "r2"], ["a", "b"]).tolist()
     [[1.0, 0.0], [0.2, 0.8]]
     """
-    doc = _read_json(Path(path), max_bytes)
+    doc = _read_json(path if isinstance(path, bytes) else Path(path), max_bytes)
     if not isinstance(doc, dict):
         raise _reject(
             f"a JSON {type(doc).__name__}", "a JSON object with keys classes, row_ids, probs"

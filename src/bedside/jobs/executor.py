@@ -19,22 +19,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bedside.errors import BedsideError, JobError
-from bedside.jobs import pipeline
-from bedside.jobs.queue import PLATFORM_ERROR, ClaimedJob, SqlQueue, sync_submission
+from bedside.jobs import outputs
+from bedside.jobs.collect import collect_and_score, existing_result
+from bedside.jobs.progressbar import ProgressHook
+from bedside.jobs.queue import PLATFORM_ERROR, ClaimedJob, JobState, Queue
 from bedside.jobs.spec import JobSpec
-from bedside.store import schema
+from bedside.jobs.staging import prepare_job_dir
+from bedside.jobs.views import clean_progress
+from bedside.submissions.contributors import actual_pflops, charge
 
 if TYPE_CHECKING:
     from bedside.sandbox.launch import Launcher, LaunchResult
     from bedside.workspace import Workspace
 
 LOG_TAIL = 64 * 1024
-ProgressHook = Callable[[ClaimedJob, dict[str, Any]], None]
+__all__ = ["Heartbeat", "JobExecutor", "JobOutcome", "ProgressHook"]
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        queue: SqlQueue,
+        queue: Queue,
         job_id: int,
         owner: str,
         lease_s: float,
@@ -87,7 +90,7 @@ class JobExecutor:
     def __init__(
         self,
         ws: Workspace,
-        queue: SqlQueue,
+        queue: Queue,
         launcher: Launcher,
         *,
         lease_s: float = 60.0,
@@ -99,17 +102,18 @@ class JobExecutor:
     def run(self, job: ClaimedJob, owner: str) -> JobOutcome:
         row = job.row()
         # Scored already (the worker died between recording and marking done): just finish.
-        if pipeline.existing_result(self.ws, job.id) is not None:
-            return self._complete(job, owner, pipeline.existing_result(self.ws, job.id), None)
+        if (done := existing_result(self.ws, job.id)) is not None:
+            return self._complete(job, owner, done, None)
         try:
-            job_dir = pipeline.prepare_job_dir(self.ws, row)
+            job_dir = prepare_job_dir(self.ws, row)
             spec = JobSpec.read(job_dir)
         except BedsideError as e:
             return self._fail(job, owner, PLATFORM_ERROR, f"staging failed: {e}", retry=True)
         except OSError as e:
             return self._fail(job, owner, PLATFORM_ERROR, f"staging failed: {e}", retry=True)
         limits = self.ws.policy().limits
-        tail = pipeline.ProgressTail(spec.path(job_dir, "out") / "progress.jsonl")
+        out_dir, ckpt_dir = spec.path(job_dir, "out"), spec.path(job_dir, "checkpoints")
+        tail = outputs.ProgressTail(out_dir)
         with Heartbeat(self.queue, job.id, owner, self.lease_s) as hb:
             try:
                 res = self.launcher.launch(
@@ -123,12 +127,17 @@ class JobExecutor:
                 return self._fail(job, owner, PLATFORM_ERROR, f"launch failed: {e}", retry=True)
             except OSError as e:
                 return self._fail(job, owner, PLATFORM_ERROR, f"launch failed: {e}", retry=True)
-        self._progress(job, tail)
+        outputs.seal(out_dir, ckpt_dir)  # every job process is gone: nothing can change them now
         if res.cancelled or hb.lost.is_set():
-            state = self.queue.state(job.id) or "cancelled"
+            self._progress(job, tail)
+            state = self.queue.state(job.id) or JobState.CANCELLED
             return JobOutcome(job.id, state, "cancelled", tier=res.tier, wall_s=res.wall_s)
         try:
-            result_id = pipeline.collect_and_score(self.ws, row, res)
+            quota = int(limits.output_quota_mb * 2**20)
+            for d in (out_dir, ckpt_dir):
+                outputs.check_tree(d, quota)  # before anything in them is read
+            self._progress(job, tail)
+            result_id = collect_and_score(self.ws, row, res)
         except JobError as e:
             retry = e.error_class == PLATFORM_ERROR
             return self._fail(
@@ -140,13 +149,12 @@ class JobExecutor:
     def _complete(
         self, job: ClaimedJob, owner: str, result_id: int | None, res: LaunchResult | None
     ) -> JobOutcome:
-        pflops = pipeline.actual_pflops(self.ws, job.id)
+        pflops = actual_pflops(self.ws, job.id)
         with self.ws.store.write() as conn:
             if self.queue.complete(job.id, owner, conn):
                 # charged in the same transaction as "done": a job is charged once
-                pipeline.charge(conn, job.submission_id, pflops)
-                sync_submission(conn, job.id)
-                state = "done"
+                charge(conn, job.submission_id, pflops)
+                state = JobState.DONE.value
             else:
                 state = "lost"
         return JobOutcome(
@@ -164,9 +172,9 @@ class JobExecutor:
         res: LaunchResult | None = None,
     ) -> JobOutcome:
         state = self.queue.fail(job.id, owner, error_class, message[-LOG_TAIL:], retry=retry)
-        if state == "failed" and res is not None:
+        if state == JobState.FAILED and res is not None:
             with self.ws.store.write() as conn:  # a failed run still spent what it reports
-                pipeline.charge(conn, job.submission_id, pipeline.actual_pflops(self.ws, job.id))
+                charge(conn, job.submission_id, actual_pflops(self.ws, job.id))
         return JobOutcome(
             job.id,
             state,
@@ -175,17 +183,13 @@ class JobExecutor:
             wall_s=res.wall_s if res else None,
         )
 
-    def _progress(self, job: ClaimedJob, tail: pipeline.ProgressTail) -> None:
-        recs = tail.read()
+    def _progress(self, job: ClaimedJob, tail: outputs.ProgressTail) -> None:
+        recs = [r for raw in tail.read() if (r := clean_progress(raw)) is not None]
+        for r in recs:
+            r.setdefault("ts", time.time())
         if not recs:
             return
-        t, ev = schema.jobs, schema.job_events
-        with self.ws.store.write() as conn:
-            for r in recs:
-                conn.execute(
-                    ev.insert().values(job_id=job.id, ts=float(r.get("ts") or time.time()), data=r)
-                )
-            conn.execute(t.update().where(t.c.id == job.id).values(progress=recs[-1]))
+        self.queue.progress(job.id, recs)
         if self.on_progress is not None:
             self.on_progress(job, recs[-1])
 

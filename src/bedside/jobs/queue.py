@@ -3,7 +3,10 @@
 ``Queue`` is the interface the worker uses (so that a later dispatcher, e.g. Ray, can stand in
 without touching the engine); ``SqlQueue`` keeps everything in the ``jobs`` table.
 
-A job moves ``queued -> running -> done | failed | cancelled``. ``claim`` picks, in one
+A job moves ``queued -> running -> done | failed | cancelled`` (``JobState``); this module owns
+every one of those transitions (enqueue, claim, heartbeat, progress, complete, fail, cancel, rerun)
+and the submission status that follows from them (``sync_submission``): nothing else writes job
+rows. ``claim`` picks, in one
 ``BEGIN IMMEDIATE`` transaction, the oldest job that is queued (or running with an expired
 lease: its worker died) and whose dependency is done; it sets the lease and counts the attempt.
 A job whose dependency failed or was cancelled fails with the dependency's error class (so a
@@ -22,10 +25,12 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
@@ -34,7 +39,29 @@ from bedside.errors import NotFoundError
 from bedside.store import schema
 from bedside.store.store import Store, utcnow
 
-TERMINAL = ("done", "failed", "cancelled")
+
+class JobState(StrEnum):
+    """The one set of job states (stored as these strings in ``jobs.state``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class SubmissionStatus(StrEnum):
+    """``submissions.status``: follows its jobs (see ``sync_submission``)."""
+
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 RUNNABLE_KINDS = ("phase1", "phase2")
 PLATFORM_ERROR = "platform_error"
 
@@ -52,7 +79,7 @@ def enqueue_for_submission(
                 submission_id=submission_id,
                 corpus_version_id=corpus_version_id,
                 kind=kind,
-                state="queued",
+                state=JobState.QUEUED,
                 depends_on=prev,
                 attempts=0,
                 max_attempts=3,
@@ -99,8 +126,13 @@ class Queue(ABC):
         """Extend the lease. False: the job was cancelled or the lease is lost; stop it."""
 
     @abstractmethod
+    def progress(self, job_id: int, records: Sequence[dict[str, Any]]) -> None:
+        """Record cleaned progress records: the latest on the job, all of them as events."""
+
+    @abstractmethod
     def complete(self, job_id: int, owner: str, conn: Connection | None = None) -> bool:
-        """Mark done (only by the lease holder). False if the lease was lost meanwhile."""
+        """Mark done (only by the lease holder) and sync the submission. False if the lease
+        was lost meanwhile."""
 
     @abstractmethod
     def fail(
@@ -111,6 +143,10 @@ class Queue(ABC):
     @abstractmethod
     def cancel(self, job_id: int) -> str:
         """Cancel a job (a running one is killed by its worker at the next heartbeat)."""
+
+    @abstractmethod
+    def state(self, job_id: int) -> str | None:
+        """A job's state, or None when there is no such job."""
 
     @abstractmethod
     def list(self, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
@@ -138,8 +174,8 @@ class SqlQueue(Queue):
                 .where(
                     t.c.kind.in_(RUNNABLE_KINDS),
                     or_(
-                        t.c.state == "queued",
-                        and_(t.c.state == "running", t.c.lease_expires < now),
+                        t.c.state == JobState.QUEUED,
+                        and_(t.c.state == JobState.RUNNING, t.c.lease_expires < now),
                     ),
                 )
                 .where(t.c.id == only if only is not None else t.c.id.is_not(None))
@@ -150,14 +186,14 @@ class SqlQueue(Queue):
                     dep = conn.execute(
                         select(t.c.state, t.c.error_class).where(t.c.id == row["depends_on"])
                     ).first()
-                    if dep is None or dep.state in ("queued", "running"):
+                    if dep is None or dep.state in ACTIVE:
                         continue  # wait for it
-                    if dep.state != "done":
-                        ec = dep.error_class if dep.state == "failed" else "cancelled"
+                    if dep.state != JobState.DONE:
+                        ec = dep.error_class if dep.state == JobState.FAILED else "cancelled"
                         self._finish(
                             conn,
                             row["id"],
-                            "failed",
+                            JobState.FAILED,
                             ec or PLATFORM_ERROR,
                             f"job {row['depends_on']} it depends on ended {dep.state} ({ec}).",
                         )
@@ -167,7 +203,7 @@ class SqlQueue(Queue):
                     self._finish(
                         conn,
                         row["id"],
-                        "failed",
+                        JobState.FAILED,
                         PLATFORM_ERROR,
                         f"gave up after {row['attempts']} attempts (the worker was lost each time).",
                     )
@@ -181,7 +217,7 @@ class SqlQueue(Queue):
                         t.c.attempts == row["attempts"],
                     )
                     .values(
-                        state="running",
+                        state=JobState.RUNNING,
                         attempts=row["attempts"] + 1,
                         lease_owner=owner,
                         lease_expires=expires,
@@ -196,8 +232,11 @@ class SqlQueue(Queue):
                     s = schema.submissions
                     conn.execute(
                         s.update()
-                        .where(s.c.id == row["submission_id"], s.c.status == "accepted")
-                        .values(status="running")
+                        .where(
+                            s.c.id == row["submission_id"],
+                            s.c.status == SubmissionStatus.ACCEPTED,
+                        )
+                        .values(status=SubmissionStatus.RUNNING)
                     )
                 return ClaimedJob(
                     id=row["id"],
@@ -219,10 +258,26 @@ class SqlQueue(Queue):
             now = self.clock()
             res = conn.execute(
                 t.update()
-                .where(t.c.id == job_id, t.c.lease_owner == owner, t.c.state == "running")
+                .where(t.c.id == job_id, t.c.lease_owner == owner, t.c.state == JobState.RUNNING)
                 .values(lease_expires=now + lease_s, heartbeat_at=now)
             )
             return res.rowcount == 1
+
+    def progress(self, job_id: int, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        t, ev = schema.jobs, schema.job_events
+        with self.store.write() as conn:
+            for r in records:
+                ts = r.get("ts")
+                conn.execute(
+                    ev.insert().values(
+                        job_id=job_id,
+                        ts=float(ts) if isinstance(ts, int | float) else self.clock(),
+                        data=dict(r),
+                    )
+                )
+            conn.execute(t.update().where(t.c.id == job_id).values(progress=dict(records[-1])))
 
     def complete(self, job_id: int, owner: str, conn: Connection | None = None) -> bool:
         if conn is None:
@@ -231,9 +286,9 @@ class SqlQueue(Queue):
         t = schema.jobs
         res = conn.execute(
             t.update()
-            .where(t.c.id == job_id, t.c.lease_owner == owner, t.c.state == "running")
+            .where(t.c.id == job_id, t.c.lease_owner == owner, t.c.state == JobState.RUNNING)
             .values(
-                state="done",
+                state=JobState.DONE,
                 lease_owner=None,
                 lease_expires=None,
                 finished_at=utcnow(),
@@ -241,7 +296,10 @@ class SqlQueue(Queue):
                 error_message=None,
             )
         )
-        return res.rowcount == 1
+        if res.rowcount != 1:
+            return False
+        sync_submission(conn, job_id)
+        return True
 
     def fail(
         self, job_id: int, owner: str, error_class: str, message: str, retry: bool = False
@@ -251,23 +309,23 @@ class SqlQueue(Queue):
             row = conn.execute(select(t).where(t.c.id == job_id)).mappings().first()
             if row is None:
                 raise NotFoundError(f"no job {job_id}.")
-            if row["state"] != "running" or row["lease_owner"] != owner:
+            if row["state"] != JobState.RUNNING or row["lease_owner"] != owner:
                 return str(row["state"])  # cancelled meanwhile, or someone else holds it
             if retry and row["attempts"] < row["max_attempts"]:
                 conn.execute(
                     t.update()
                     .where(t.c.id == job_id)
                     .values(
-                        state="queued",
+                        state=JobState.QUEUED,
                         lease_owner=None,
                         lease_expires=None,
                         error_class=error_class,
                         error_message=message,
                     )
                 )
-                return "queued"
-            self._finish(conn, job_id, "failed", error_class, message)
-            return "failed"
+                return JobState.QUEUED
+            self._finish(conn, job_id, JobState.FAILED, error_class, message)
+            return JobState.FAILED
 
     def cancel(self, job_id: int) -> str:
         t = schema.jobs
@@ -277,16 +335,20 @@ class SqlQueue(Queue):
                 raise NotFoundError(f"no job {job_id}.", hint="List jobs with `bedside jobs list`.")
             if row.state in TERMINAL:
                 return str(row.state)
-            self._finish(conn, job_id, "cancelled", "cancelled", "cancelled by the owner")
+            self._finish(conn, job_id, JobState.CANCELLED, "cancelled", "cancelled by the owner")
             # what waits on it will never run: cancel that too
             deps = conn.execute(
-                select(t.c.id).where(t.c.depends_on == job_id, t.c.state == "queued")
+                select(t.c.id).where(t.c.depends_on == job_id, t.c.state == JobState.QUEUED)
             ).scalars()
             for dep in list(deps):
                 self._finish(
-                    conn, dep, "cancelled", "cancelled", f"job {job_id} it depends on was cancelled"
+                    conn,
+                    dep,
+                    JobState.CANCELLED,
+                    "cancelled",
+                    f"job {job_id} it depends on was cancelled",
                 )
-            return "cancelled"
+            return JobState.CANCELLED
 
     def state(self, job_id: int) -> str | None:
         t = schema.jobs
@@ -302,8 +364,17 @@ class SqlQueue(Queue):
         with self.store.read() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
+    def jobs_of(self, submission_id: int) -> builtins.list[dict[str, Any]]:
+        """A submission's jobs, oldest first."""
+        t = schema.jobs
+        q = select(t).where(t.c.submission_id == submission_id).order_by(t.c.id)
+        with self.store.read() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
     @staticmethod
-    def _finish(conn: Connection, job_id: int, state: str, error_class: str, message: str) -> None:
+    def _finish(
+        conn: Connection, job_id: int, state: JobState, error_class: str, message: str
+    ) -> None:
         t = schema.jobs
         conn.execute(
             t.update()
@@ -323,6 +394,37 @@ class SqlQueue(Queue):
 LOG_LIMIT = 64 * 1024
 
 
+def rerun_submission_jobs(
+    conn: Connection, submission_id: int, corpus_version_id: int
+) -> tuple[list[int], list[int]]:
+    """Queue a submission's jobs again in the caller's transaction: its unfinished jobs are
+    cancelled, new phase jobs are queued and the submission is accepted again. Returns
+    (new job ids, cancelled job ids)."""
+    t, s = schema.jobs, schema.submissions
+    cancelled = [
+        int(x)
+        for x in conn.execute(
+            select(t.c.id).where(t.c.submission_id == submission_id, t.c.state.in_(ACTIVE))
+        ).scalars()
+    ]
+    for job_id in cancelled:
+        conn.execute(
+            t.update()
+            .where(t.c.id == job_id)
+            .values(
+                state=JobState.CANCELLED,
+                error_class="cancelled",
+                error_message="replaced by a rerun",
+                finished_at=utcnow(),
+                lease_owner=None,
+                lease_expires=None,
+            )
+        )
+    new = enqueue_for_submission(conn, submission_id, corpus_version_id)
+    conn.execute(s.update().where(s.c.id == submission_id).values(status=SubmissionStatus.ACCEPTED))
+    return new, cancelled
+
+
 def sync_submission(conn: Connection, job_id: int) -> None:
     """Bring ``submissions.status`` (and ``counted``) in line with its jobs, in ``conn``'s
     transaction: done when every job is done; failed/cancelled when one failed/was cancelled
@@ -334,15 +436,14 @@ def sync_submission(conn: Connection, job_id: int) -> None:
     jobs = conn.execute(select(t.c.state, t.c.error_class).where(t.c.submission_id == sub_id)).all()
     states = [j.state for j in jobs]
     values: dict[str, Any] = {}
-    if any(j.state == "failed" and j.error_class == PLATFORM_ERROR for j in jobs):
+    if any(j.state == JobState.FAILED and j.error_class == PLATFORM_ERROR for j in jobs):
         values["counted"] = False
-    if all(x == "done" for x in states):
-        values["status"] = "done"
+    if all(x == JobState.DONE for x in states):
+        values["status"] = SubmissionStatus.DONE
     elif all(x in TERMINAL for x in states):
-        values["status"] = (
-            "cancelled" if "cancelled" in states and "failed" not in states else "failed"
-        )
-    elif any(x in ("running",) for x in states) or any(x == "done" for x in states):
-        values["status"] = "running"
+        cancelled = JobState.CANCELLED in states and JobState.FAILED not in states
+        values["status"] = SubmissionStatus.CANCELLED if cancelled else SubmissionStatus.FAILED
+    elif any(x in (JobState.RUNNING, JobState.DONE) for x in states):
+        values["status"] = SubmissionStatus.RUNNING
     if values:
         conn.execute(s.update().where(s.c.id == sub_id).values(**values))

@@ -39,6 +39,7 @@ from typing import Any
 
 from bedside.config import JobLimits
 from bedside.errors import SandboxError
+from bedside.jobs.outputs import footprint, reported_error_class
 from bedside.jobs.spec import JobSpec
 from bedside.sandbox import cgroups, seccomp
 
@@ -155,26 +156,9 @@ def _blocking_ancestor(path: Path) -> Path | None:
 
 
 def dir_size(path: Path, cap: int) -> int:
-    """Total size of the files under ``path``; stops counting once past ``cap``."""
-    total = 0
-    stack = [path]
-    while stack:
-        d = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append(Path(e.path))
-                        else:
-                            total += e.stat(follow_symlinks=False).st_blocks * 512
-                    except OSError:
-                        continue
-                    if total > cap:
-                        return total
-        except OSError:
-            continue
-    return total
+    """What ``path`` is charged against the output quota: file and directory blocks, and at least
+    one block per entry (``jobs.outputs.footprint``); stops counting once past ``cap``."""
+    return footprint(path, cap)
 
 
 def _read_tail(path: Path, n: int = LOG_TAIL_BYTES) -> str:
@@ -537,14 +521,7 @@ def _high_fd(fd: int) -> int:
 
 
 def _reported_error(out_dir: Path) -> str | None:
-    p = out_dir / "error.json"
-    try:
-        if p.stat().st_size > 65536:
-            return None
-        val = json.loads(p.read_text()).get("error_class")
-        return str(val) if isinstance(val, str) else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    return reported_error_class(out_dir)  # read through jobs.outputs: no link is followed
 
 
 def _last_line(text: str) -> str:

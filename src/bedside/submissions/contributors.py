@@ -224,3 +224,43 @@ def list_contributors(ws: Workspace) -> list[dict[str, Any]]:
     with ws.store.read() as conn:
         rows = conn.execute(select(t).order_by(t.c.name)).mappings().all()
         return [_public(conn, r) for r in rows]
+
+
+# -- billing: what jobs spend ----------------------------------------------------------------
+
+PFLOP = 1e15
+
+
+def remaining_budget_flops(conn: Connection, contributor: Any, submission_id: int) -> float:
+    """Budget minus what was used minus what other queued submissions reserved, in FLOPs."""
+    s = schema.submissions
+    others = conn.execute(
+        select(s.c.estimate).where(
+            s.c.contributor_id == contributor["id"],
+            s.c.id != submission_id,
+            s.c.status.in_(RESERVING_STATUSES),
+        )
+    ).scalars()
+    reserved = sum(float((e or {}).get("total", 0.0)) for e in others)
+    left = float(contributor["budget_pflops"]) - float(contributor["used_pflops"]) - reserved
+    return max(0.0, left) * PFLOP
+
+
+def actual_pflops(ws: Workspace, job_id: int) -> float:
+    """What a finished job spent, from its ``out/compute.json`` (0 when it does not say)."""
+    from bedside.jobs.outputs import read_compute
+
+    flops = read_compute(ws.jobs_dir / str(job_id) / "out").flops
+    return 0.0 if flops is None else max(0.0, float(flops)) / PFLOP
+
+
+def charge(conn: Connection, submission_id: int | None, pflops: float) -> None:
+    """Add ``pflops`` to the submission's contributor's ``used_pflops``, in ``conn``."""
+    if submission_id is None or pflops <= 0:
+        return
+    s, c = schema.submissions, schema.contributors
+    cid = conn.execute(select(s.c.contributor_id).where(s.c.id == submission_id)).scalar()
+    if cid is None:
+        return
+    used = conn.execute(select(c.c.used_pflops).where(c.c.id == cid)).scalar() or 0.0
+    conn.execute(c.update().where(c.c.id == cid).values(used_pflops=float(used) + pflops))

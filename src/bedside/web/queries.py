@@ -17,7 +17,6 @@ from sqlalchemy import select
 from bedside.errors import NotFoundError
 from bedside.leaderboard import round_released
 from bedside.store import audit, schema
-from bedside.store.store import utcnow
 
 if TYPE_CHECKING:
     from bedside.auth import Principal
@@ -287,45 +286,22 @@ def job_events(
 
 def job_log_tail(ws: Workspace, job_id: int, chars: int = LOG_TAIL_CHARS) -> str | None:
     """The end of a job's free-text log (owner only)."""
-    p = Path(ws.jobs_dir) / str(job_id) / "out" / "log.txt"
-    if not p.is_file():
-        return None
-    with p.open("rb") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(0, size - chars))
-        return f.read().decode("utf-8", "replace")
+    from bedside.jobs.outputs import read_tail
+
+    # a job wrote it: read through jobs.outputs (no links, FIFOs or devices are followed)
+    return read_tail(Path(ws.jobs_dir) / str(job_id) / "out", "log.txt", chars)
 
 
 def rerun_submission(ws: Workspace, submission_id: int, actor: str = "owner") -> dict[str, Any]:
     """Queue a submission's jobs again (new job ids; unfinished old jobs are cancelled)."""
-    from bedside.jobs.queue import enqueue_for_submission
+    from bedside.jobs.queue import rerun_submission_jobs
 
-    s, j = schema.submissions, schema.jobs
+    s = schema.submissions
     with ws.store.write() as conn:
         row = conn.execute(select(s).where(s.c.id == submission_id)).mappings().first()
         if row is None:
             raise _nf("submission", submission_id)
-        cancelled = list(
-            conn.execute(
-                select(j.c.id).where(
-                    j.c.submission_id == submission_id, j.c.state.in_(("queued", "running"))
-                )
-            ).scalars()
-        )
-        if cancelled:
-            conn.execute(
-                j.update()
-                .where(j.c.id.in_(cancelled))
-                .values(
-                    state="cancelled",
-                    error_class="cancelled",
-                    finished_at=utcnow(),
-                    lease_owner=None,
-                )
-            )
-        new = enqueue_for_submission(conn, submission_id, row["corpus_version_id"])
-        conn.execute(s.update().where(s.c.id == submission_id).values(status="accepted"))
+        new, cancelled = rerun_submission_jobs(conn, submission_id, row["corpus_version_id"])
         audit.append(
             conn,
             actor,
