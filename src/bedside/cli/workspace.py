@@ -20,7 +20,10 @@ def init(
         ..., help="Directory for the new workspace (created if missing)."
     ),
     db_url: str = typer.Option(
-        None, "--db-url", help="SQLAlchemy URL; default: SQLite inside the workspace."
+        None,
+        "--db",
+        "--db-url",
+        help="Store URL, e.g. postgresql://user@host/db (needs the postgres extra); default: SQLite inside the workspace.",
     ),
 ) -> None:
     """Create a workspace: store, folders, policy, and the owner's API token (shown once)."""

@@ -1,8 +1,12 @@
 """The workspace store: one SQLAlchemy engine, one write path.
 
 SQLite is the embedded default (WAL, ``BEGIN IMMEDIATE`` for writes so that read-then-write
-transactions such as "count submissions, then insert" cannot interleave); any SQLAlchemy URL
-(e.g. PostgreSQL) works for the same code.
+transactions such as "count submissions, then insert" cannot interleave). PostgreSQL
+(``postgresql://user@host/db``, driven by psycopg 3: ``pip install -e '.[postgres]'``) runs the
+same schema and migrations. There a write transaction first takes one transaction-scoped
+advisory lock, so writes serialize exactly as ``BEGIN IMMEDIATE`` makes them on SQLite (the same
+read-then-write code stays race-free); ``write(serial=False)`` skips it for the few statements
+that guard themselves with row locks (the queue's claim: ``FOR UPDATE SKIP LOCKED``).
 """
 
 from __future__ import annotations
@@ -12,10 +16,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.pool import NullPool
 
+from bedside.errors import ConfigError
 from bedside.store import migrations, schema
+
+# pg_advisory_xact_lock key of the one write lock ("bedside" in ASCII)
+WRITE_LOCK_KEY = 0x62656473696465
+
+
+def engine_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 (imported late: an optional extra)."""
+    if not url.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
+        return url
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(
+            f"the store URL {url.split('@')[-1]!r} is PostgreSQL, but psycopg 3 is not installed.",
+            hint="Install it with `python3 -m pip install -e '.[postgres]'` (psycopg[binary]).",
+        ) from e
+    _scheme, rest = url.split(":", 1)
+    return "postgresql+psycopg:" + rest
 
 
 def utcnow() -> str:
@@ -28,6 +51,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith(("postgresql", "postgres:"))
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             # NullPool: every transaction gets its own connection, so several threads and
@@ -36,7 +60,9 @@ class Store:
                 "poolclass": NullPool,
                 "connect_args": {"timeout": 30, "check_same_thread": False},
             }
-        self.engine: Engine = create_engine(url, **kwargs)
+        elif self.is_postgres:
+            kwargs = {"pool_size": 4, "max_overflow": 16, "pool_pre_ping": True}
+        self.engine: Engine = create_engine(engine_url(url), **kwargs)
         if self.is_sqlite:
             self._install_sqlite_pragmas()
 
@@ -57,12 +83,15 @@ class Store:
             conn.exec_driver_sql(mode)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction (``BEGIN IMMEDIATE`` on SQLite): commit on success, roll back on error."""
+    def write(self, serial: bool = True) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite, the advisory write lock on
+        PostgreSQL unless ``serial=False``): commit on success, roll back on error."""
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.info["begin_mode"] = "BEGIN IMMEDIATE"
             with conn.begin():
+                if self.is_postgres and serial:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
                 yield conn
 
     @contextmanager
