@@ -126,6 +126,7 @@ def test_build_row_sums_phase_compute_and_computes_delta() -> None:
         "name": "rare",
         "f1": 0.123,
         "recall": 0.5,
+        "recall_ci": None,
         "precision": None,
         "share": None,
         "small": True,

@@ -8,6 +8,7 @@ the model misses lands in the wrong queue and is (in this simple model) a missed
     reviewer_cost = reviewer_fte * reviewer_cost_per_fte      (human review still needed)
     ai_cost      = the vendor's yearly cost (per label override, else the default)
     total_cost   = miss_cost + reviewer_cost + ai_cost
+    miss_cost_range = miss_cost at the upper and at the lower ends of each class's recall 95 % CI
 
 Every number is an assumption the owner sets; ``estimate_impact`` returns them as text beside the
 result so that no figure travels without the assumptions behind it.
@@ -146,10 +147,14 @@ def estimate_impact(
     *,
     label: str | None = None,
     ai_cost: float | None = None,
+    recall_ci: Mapping[str, Sequence[float | None] | None] | None = None,
 ) -> dict[str, Any]:
     """Expected missed papers and annual cost of using a model with ``per_class_recall``.
 
     ``ai_cost`` overrides the assumption's AI cost; else ``label`` picks a per-vendor override.
+    ``recall_ci`` (class -> [low, high]) gives ``missed_range`` and ``miss_cost_range``: the
+    figures at the upper ends of the recall CIs, then at the lower ends (a class without a CI
+    counts at its point recall).
 
     >>> r = estimate_impact({"a": 0.9, "b": 0.5}, {"a": 0.8, "b": 0.2}, ImpactAssumptions())
     >>> round(r["missed_total"]), round(r["total_cost"])
@@ -166,7 +171,10 @@ def estimate_impact(
     miss_cost = missed_total * assumptions.cost_per_missed_paper
     reviewer_cost = assumptions.reviewer_fte * assumptions.reviewer_cost_per_fte
     ai = float(ai_cost) if ai_cost is not None else assumptions.ai_cost_for(label)
+    missed_range = _missed_range(per_class_recall, shares, n, recall_ci or {})
     return {
+        "missed_range": missed_range,
+        "miss_cost_range": [m * assumptions.cost_per_missed_paper for m in missed_range],
         "missed_per_class": missed,
         "missed_total": missed_total,
         "miss_cost": miss_cost,
@@ -176,6 +184,25 @@ def estimate_impact(
         "currency": assumptions.currency,
         "assumptions": assumptions.describe(),
     }
+
+
+def _missed_range(
+    recall: Mapping[str, float],
+    shares: Mapping[str, float],
+    n: int,
+    recall_ci: Mapping[str, Sequence[float | None] | None],
+) -> list[float]:
+    """[fewest, most] missed papers a year: every class at the top, then the bottom, of its CI."""
+    best = worst = 0.0
+    for name, share in shares.items():
+        point = float(recall[name])
+        ci = list(recall_ci.get(name) or [])
+        lo = float(ci[0]) if len(ci) == 2 and ci[0] is not None else point
+        hi = float(ci[1]) if len(ci) == 2 and ci[1] is not None else point
+        lo, hi = max(0.0, min(lo, point)), min(1.0, max(hi, point))
+        best += n * share * (1.0 - hi)
+        worst += n * share * (1.0 - lo)
+    return [best, worst]
 
 
 def impact_table(

@@ -9,13 +9,16 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from bedside.leaderboard.claims import row_claims
+from bedside.leaderboard.freeze import apply_freeze, maybe_freeze
 from bedside.leaderboard.publish import is_published
 from bedside.leaderboard.ranking import rank_rows, tie_method
-from bedside.leaderboard.release import ALL, may_see, scope_for
+from bedside.leaderboard.release import ALL, may_see, round_released, scope_for
 from bedside.leaderboard.rows import build_row
 from bedside.leaderboard.shares import (
     active_corpus,
@@ -48,6 +51,7 @@ def latest_results(ws: Workspace, corpus_version_id: int) -> list[dict[str, Any]
             s.c.name.label("submission_name"),
             s.c.contributor_id,
             s.c.status.label("submission_status"),
+            s.c.manifest.label("submission_manifest"),
             c.c.name.label("vendor"),
         )
         .select_from(
@@ -74,8 +78,37 @@ def build_leaderboard(
     viewer: Principal | None,
     *,
     corpus_version_id: int | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Rows of the leaderboard that ``viewer`` may see, best first, with ties marked."""
+    """Rows of the leaderboard that ``viewer`` may see, best first, with ties marked.
+
+    Once the evaluation window has closed (at ``now``, default the real clock) the final ranking
+    is recorded (``freeze.maybe_freeze``) and the board shows that ranking, ``frozen`` says when.
+    """
+    from bedside.auth import OWNER
+    from bedside.submissions.window import utc_now
+
+    frozen = None
+    if corpus_version_id is None:
+
+        def owner_rows() -> tuple[int | None, list[dict[str, Any]]]:
+            b = _build(ws, OWNER, None)
+            return (b["corpus_version"] or {}).get("id"), b["rows"]
+
+        frozen = maybe_freeze(ws, now or utc_now(), owner_rows)
+    board = _build(ws, viewer, corpus_version_id)
+    board["frozen"] = None
+    if frozen is not None and (board["corpus_version"] or {}).get("id") == frozen.get(
+        "corpus_version_id"
+    ):
+        board["rows"] = apply_freeze(board["rows"], frozen)
+        board["frozen"] = {k: frozen[k] for k in ("frozen_at", "closes_at", "digest")}
+    return board
+
+
+def _build(
+    ws: Workspace, viewer: Principal | None, corpus_version_id: int | None
+) -> dict[str, Any]:
     published = is_published(ws)
     scope = scope_for(viewer, published)
     policy = ws.policy()
@@ -108,7 +141,8 @@ def build_leaderboard(
     for res in results:
         if res["submission_id"] is None:
             if res["phase"] == 0:
-                rows.append(build_row(res, None, None, small, policy.score_decimals))
+                row = build_row(res, None, None, small, policy.score_decimals)
+                rows.append({**row, **row_claims(row, None, policy.claim_gap_threshold)})
             continue
         if not may_see(scope, res["contributor_id"]):
             continue
@@ -117,7 +151,9 @@ def build_leaderboard(
         p1, p2 = phases.get(1), phases.get(2)
         head = p2 or p1
         if head is not None:
-            rows.append(build_row(head, p1, p2, small, policy.score_decimals))
+            row = build_row(head, p1, p2, small, policy.score_decimals)
+            claims = row_claims(row, head.get("submission_manifest"), policy.claim_gap_threshold)
+            rows.append({**row, **round_released(claims, policy.score_decimals)})
 
     judge = TieJudge(ws, resamples=policy.bootstrap_resamples)
     board["rows"] = rank_rows(rows, judge.tied)

@@ -53,6 +53,7 @@ def impact_assumptions(values: Mapping[str, Any] | None = None) -> ImpactAssumpt
 
 def _impact_row(row: Mapping[str, Any], est: Mapping[str, Any]) -> dict[str, Any]:
     return {
+        "result_id": row["result_id"],
         "model": row["model"],
         "vendor": row["vendor"],
         "kind": row["kind"],
@@ -61,6 +62,10 @@ def _impact_row(row: Mapping[str, Any], est: Mapping[str, Any]) -> dict[str, Any
         "missed_per_year": round(est["missed_total"], 1),
         "missed_per_class": {k: round(v, 1) for k, v in est["missed_per_class"].items()},
         "miss_cost": round(est["miss_cost"], 2),
+        "missed_range": [round(v, 1) for v in est["missed_range"]],
+        "miss_cost_range": [round(v, 2) for v in est["miss_cost_range"]],
+        "baseline_kind": row.get("baseline_kind"),
+        "status_quo": row.get("baseline_kind") == "current",
         "reviewer_cost": round(est["reviewer_cost"], 2),
         "ai_cost": round(est["ai_cost"], 2),
         "total_cost": round(est["total_cost"], 2),
@@ -77,8 +82,13 @@ def impact_rows(
     """Business impact of every leaderboard row the viewer may see, baseline included.
 
     ``ai_costs`` maps a vendor name to its yearly price (default: ``ai_cost_per_year``); the
-    internal baseline costs ``baseline_cost`` a year. ``vs_baseline`` is the total-cost
-    difference to the internal baseline (negative = cheaper).
+    internal baseline costs ``baseline_cost`` a year; the current classifier (a registered
+    baseline) costs what ``ai_costs`` gives for its name, else 0. ``vs_baseline`` is the
+    total-cost difference to the internal baseline (negative = cheaper).
+
+    The status quo (the newest registered current classifier) is the first row and
+    ``vs_status_quo`` prices every row against it; the miss cost comes with a range from the
+    per-class recall CIs (``miss_cost_range``).
     """
     from bedside.evaluation.impact import estimate_impact
 
@@ -91,17 +101,25 @@ def impact_rows(
         row_shares = {c: v for c, v in shares.items() if c in recall} or {
             c: 1 / len(recall) for c in recall
         }
-        if row["kind"] == "baseline":
-            ai: float | None = float(baseline_cost)
+        recall_ci = {str(pc["name"]): pc.get("recall_ci") for pc in row["per_class"]}
+        if row["kind"] == "baseline" and row.get("baseline_kind") == "current":
+            ai: float | None = float((ai_costs or {}).get(row["model"], 0.0))
+        elif row["kind"] == "baseline":
+            ai = float(baseline_cost)
         elif ai_costs and row["vendor"] in ai_costs:
             ai = float(ai_costs[row["vendor"]])
         else:
             ai = None  # the assumption's default
-        est = estimate_impact(recall, row_shares, a, label=row["vendor"], ai_cost=ai)
+        est = estimate_impact(
+            recall, row_shares, a, label=row["vendor"], ai_cost=ai, recall_ci=recall_ci
+        )
         out_rows.append(_impact_row(row, est))
-    base = next((r for r in out_rows if r["kind"] == "baseline"), None)
+    out_rows = status_quo_first(out_rows)
+    base = next((r for r in out_rows if r["baseline_kind"] == "tfidf"), None)
+    quo = out_rows[0] if out_rows and out_rows[0]["status_quo"] else None
     for r in out_rows:
         r["vs_baseline"] = round(r["total_cost"] - base["total_cost"], 2) if base else None
+        r["vs_status_quo"] = round(r["total_cost"] - quo["total_cost"], 2) if quo else None
     return {
         "assumptions": {
             **a.to_dict(),
@@ -111,12 +129,35 @@ def impact_rows(
         "statements": [
             *a.describe(),
             f"The internal baseline costs {baseline_cost:,.0f} {a.currency} a year to run.",
+            *(
+                [
+                    f"Status quo: {quo['model']}, the classifier in use today; every row is priced "
+                    "against it. Miss-cost ranges come from the per-class recall 95 % CIs."
+                ]
+                if quo
+                else []
+            ),
         ],
+        "status_quo": quo["model"] if quo else None,
         "currency": a.currency,
         "class_shares": {k: round(v, 4) for k, v in shares.items()},
         "published": board["published"],
         "rows": out_rows,
     }
+
+
+def status_quo_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest current-classifier row first (the status quo), the rest in board order (pure).
+
+    Older current-classifier rows stay where the board put them and are not the status quo.
+    """
+    current = [i for i, r in enumerate(rows) if r.get("status_quo")]
+    if not current:
+        return list(rows)
+    first = max(current, key=lambda i: rows[i].get("result_id") or 0)
+    rest = [{**r, "status_quo": False} if r.get("status_quo") else r for r in rows[:first]]
+    rest += [{**r, "status_quo": False} if r.get("status_quo") else r for r in rows[first + 1 :]]
+    return [rows[first], *rest]
 
 
 def vendors(rows: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 from bedside.leaderboard.release import finite_or_none, round_released
 
 BASELINE_VENDOR = "internal baseline"
+CURRENT_VENDOR = "current classifier"  # the owner's classifier in use today (a baseline row)
 
 
 def compute_pflops(provenance: Mapping[str, Any]) -> tuple[float | None, bool]:
@@ -47,6 +48,7 @@ def _per_class(metrics: Mapping[str, Any], small: set[str]) -> list[dict[str, An
             "name": pc.get("name"),
             "f1": pc.get("f1"),
             "recall": pc.get("recall"),
+            "recall_ci": pc.get("recall_ci"),
             "precision": pc.get("precision"),
             "share": pc.get("share"),
             "small": pc.get("name") in small,
@@ -90,6 +92,8 @@ def build_row(
     """The released row for ``head`` (the latest phase; the baseline's own result), rounded."""
     m = head["metrics"] or {}
     is_baseline = head["submission_id"] is None
+    # a baseline the owner registered (the current classifier) says so in its provenance
+    baseline_kind = ((head["provenance"] or {}).get("baseline") or "tfidf") if is_baseline else None
     delta, delta_ci = _delta(p1, p2)
     pflops, estimated = _pflops((head,) if is_baseline else (p1, p2))
     row = {
@@ -102,12 +106,16 @@ def build_row(
         "model": head["model_label"]
         if is_baseline
         else (head.get("submission_name") or head["model_label"]),
-        "vendor": BASELINE_VENDOR if is_baseline else head.get("vendor"),
+        "vendor": (CURRENT_VENDOR if baseline_kind == "current" else BASELINE_VENDOR)
+        if is_baseline
+        else head.get("vendor"),
+        "baseline_kind": baseline_kind,
         "phase": head["phase"],
         "macro_f1": float(head["macro_f1"]),
         "macro_f1_ci": m.get("macro_f1_ci"),
         "accuracy": m.get("accuracy"),
         "phase1_macro_f1": float(p1["macro_f1"]) if p1 else None,
+        "phase1_macro_f1_ci": (p1["metrics"] or {}).get("macro_f1_ci") if p1 else None,
         "phase2_macro_f1": float(p2["macro_f1"]) if p2 else None,
         "delta": delta,
         "delta_ci": delta_ci,
