@@ -167,7 +167,10 @@ class SqlQueue(Queue):
 
     def _claim(self, owner: str, lease_s: float, only: int | None) -> ClaimedJob | None:
         t = schema.jobs
-        with self.store.write() as conn:
+        # serial=False: on PostgreSQL claims do not queue behind the store's write lock; each
+        # candidate row is locked with FOR UPDATE SKIP LOCKED instead (on SQLite BEGIN IMMEDIATE
+        # already serializes, and SQLAlchemy renders no FOR UPDATE there).
+        with self.store.write(serial=False) as conn:
             now = self.clock()
             cands = conn.execute(
                 select(t)
@@ -182,6 +185,8 @@ class SqlQueue(Queue):
                 .order_by(t.c.id)
             ).mappings()
             for row in list(cands):
+                if not _lock_candidate(conn, row):
+                    continue  # another worker is claiming it right now
                 if row["depends_on"] is not None:
                     dep = conn.execute(
                         select(t.c.state, t.c.error_class).where(t.c.id == row["depends_on"])
@@ -254,7 +259,7 @@ class SqlQueue(Queue):
 
     def heartbeat(self, job_id: int, owner: str, lease_s: float) -> bool:
         t = schema.jobs
-        with self.store.write() as conn:
+        with self.store.write(serial=False) as conn:  # one guarded UPDATE: a row lock suffices
             now = self.clock()
             res = conn.execute(
                 t.update()
@@ -392,6 +397,18 @@ class SqlQueue(Queue):
 
 
 LOG_LIMIT = 64 * 1024
+
+
+def _lock_candidate(conn: Connection, row: Any) -> bool:
+    """Row-lock a claim candidate that is still as it was read (PostgreSQL: ``SELECT ... FOR
+    UPDATE SKIP LOCKED``, so concurrent claimers pass over it instead of waiting)."""
+    t = schema.jobs
+    got = conn.execute(
+        select(t.c.id)
+        .where(t.c.id == row["id"], t.c.state == row["state"], t.c.attempts == row["attempts"])
+        .with_for_update(skip_locked=True)
+    ).first()
+    return got is not None
 
 
 def rerun_submission_jobs(
