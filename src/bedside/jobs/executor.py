@@ -20,7 +20,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bedside.errors import BedsideError, JobError
 from bedside.jobs import outputs
@@ -105,7 +106,7 @@ class JobExecutor:
         if (done := existing_result(self.ws, job.id)) is not None:
             return self._complete(job, owner, done, None)
         try:
-            job_dir = prepare_job_dir(self.ws, row)
+            job_dir = _stage(self.ws, row)
             spec = JobSpec.read(job_dir)
         except BedsideError as e:
             return self._fail(job, owner, PLATFORM_ERROR, f"staging failed: {e}", retry=True)
@@ -137,7 +138,7 @@ class JobExecutor:
             for d in (out_dir, ckpt_dir):
                 outputs.check_tree(d, quota)  # before anything in them is read
             self._progress(job, tail)
-            result_id = collect_and_score(self.ws, row, res)
+            result_id = _collect(self.ws, row, res)
         except JobError as e:
             retry = e.error_class == PLATFORM_ERROR
             return self._fail(
@@ -192,6 +193,24 @@ class JobExecutor:
         self.queue.progress(job.id, recs)
         if self.on_progress is not None:
             self.on_progress(job, recs[-1])
+
+
+def _stage(ws: Workspace, row: dict[str, Any]) -> Path:
+    if row["kind"] == "screen":  # a screening run stages its own inputs (bedside.screening)
+        from bedside.screening.runs import stage_screen_job
+
+        return stage_screen_job(ws, row)
+    return prepare_job_dir(ws, row)
+
+
+def _collect(ws: Workspace, row: dict[str, Any], res: LaunchResult) -> int | None:
+    """The result id of a scored phase job; None for a screening job (it records a run)."""
+    if row["kind"] == "screen":
+        from bedside.screening.runs import collect_screen_job
+
+        collect_screen_job(ws, row, res)
+        return None
+    return collect_and_score(ws, row, res)
 
 
 def _owner_message(e: JobError, res: LaunchResult) -> str:

@@ -62,7 +62,7 @@ class SubmissionStatus(StrEnum):
 
 TERMINAL = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
-RUNNABLE_KINDS = ("phase1", "phase2")
+RUNNABLE_KINDS = ("phase1", "phase2", "screen")
 PLATFORM_ERROR = "platform_error"
 
 
@@ -93,6 +93,34 @@ def enqueue_for_submission(
         prev = int(pk[0])
         ids.append(prev)
     return ids
+
+
+def enqueue_job(
+    conn: Connection,
+    kind: str,
+    corpus_version_id: int,
+    spec: dict[str, Any] | None = None,
+    max_attempts: int = 3,
+) -> int:
+    """Queue one job that belongs to no submission (a ``screen`` job), in the caller's
+    transaction. Returns its id."""
+    res = conn.execute(
+        schema.jobs.insert().values(
+            submission_id=None,
+            corpus_version_id=corpus_version_id,
+            kind=kind,
+            state=JobState.QUEUED,
+            depends_on=None,
+            attempts=0,
+            max_attempts=max_attempts,
+            spec=dict(spec or {}),
+            progress={},
+            created_at=utcnow(),
+        )
+    )
+    pk = res.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
 
 
 @dataclass
