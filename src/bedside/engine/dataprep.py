@@ -51,12 +51,13 @@ def split_validation(
 
 
 def class_weights(y: np.ndarray, k: int, how: str) -> np.ndarray | None:
-    """``balanced``: n / (k * n_c) (sklearn's rule); classes absent from training weigh 0."""
-    if how != "balanced":
+    """``balanced``: n / (k * n_c) (sklearn's rule); ``sqrt``: its square root (a milder push
+    towards small classes); classes absent from training weigh 0."""
+    if how not in ("balanced", "sqrt"):
         return None
     counts = np.bincount(y, minlength=k).astype(np.float64)
     w = np.where(counts > 0, len(y) / (k * np.maximum(counts, 1)), 0.0)
-    return w
+    return np.sqrt(w) if how == "sqrt" else w
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:

@@ -109,6 +109,7 @@ def run_job(job_dir: Path) -> dict[str, Any]:
             error_class="invalid_input",
         )
     ctx.progress.finish()
+    validation = info.pop("validation", None)
     if probs is not None:
         write_predictions(ctx.out / "predictions.json", ctx.class_names, row_ids, probs)
     compute.update(
@@ -124,6 +125,7 @@ def run_job(job_dir: Path) -> dict[str, Any]:
             "n_params": info.get("n_params"),
             "n_trainable": info.get("n_trainable"),
             "info": {k: v for k, v in info.items() if k not in ("n_params", "n_trainable")},
+            "validation": validation.to_dict() if validation is not None else None,
         }
     )
     if compute["n_params"] is None:

@@ -19,25 +19,30 @@ weights, optimiser moments and RNG state, so a killed-and-resumed run replays th
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bedside.contracts import ValidationReport
 from bedside.engine import checkpoint as ckpt
+from bedside.engine import decision
 from bedside.engine.dataprep import class_weights, label_ids, macro_f1, split_validation
 from bedside.engine.flops import ModelShape
+from bedside.engine.inference import Predictor, window_logits
 from bedside.engine.io import JobContext, Phase2Result, read_texts
 from bedside.engine.modeling import (
     Encoded,
     collate,
-    encode,
     load_model,
     load_tokenizer,
     lora_targets,
     train_batches,
 )
-from bedside.engine.predict import autocast, predict_logits, softmax
+from bedside.engine.predict import autocast
+from bedside.engine.windows import Windows, encode_windows, window_settings
 from bedside.engine.zeroshot import label_map
 
 
@@ -105,17 +110,41 @@ def apply_lora(model: Any, lora: dict[str, Any]) -> Any:
     return get_peft_model(model, cfg)
 
 
-def make_optimizer(model: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
-    for _, p in model.named_parameters():
+_LAYER_RE = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_depth(name: str, n_layers: int) -> int:
+    """0 for embeddings, i + 1 for transformer block i, ``n_layers + 1`` for everything above
+    (pooler, classification head)."""
+    m = _LAYER_RE.search(name)
+    if m:
+        return int(m.group(1)) + 1
+    if "embed" in name or ".wte." in name or ".wpe." in name:
+        return 0
+    return n_layers + 1
+
+
+def make_optimizer(
+    model: Any, lr: float, weight_decay: float, layer_decay: float = 1.0
+) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norms; with ``layer_decay < 1`` block i learns at
+    ``lr * layer_decay ** (L + 1 - depth)`` (layer-wise LR decay: the pretrained bottom layers
+    move least). Each group carries its ``lr_scale`` so :func:`get_lr` stays the one schedule."""
+    n_layers = int(getattr(getattr(model, "config", None), "num_hidden_layers", 0) or 0)
+    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 else decay).append(p)  # no decay on biases and norms
-    groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+            depth = layer_depth(name, n_layers) if layer_decay < 1.0 else n_layers + 1
+            groups.setdefault((depth, p.ndim < 2), []).append(p)
+    param_groups = [
+        {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr_scale": layer_decay ** (n_layers + 1 - depth),
+        }
+        for (depth, no_decay), params in sorted(groups.items())
     ]
-    return torch.optim.AdamW(groups, lr=lr, foreach=True, fused=False)
+    return torch.optim.AdamW(param_groups, lr=lr, foreach=True, fused=False)
 
 
 def subset(enc: Encoded, idx: np.ndarray) -> Encoded:
@@ -140,25 +169,38 @@ def run(ctx: JobContext) -> Phase2Result:
         return headonly.run(ctx, texts, y_all, tr_idx, va_idx, hold_df)
 
     tok = load_tokenizer(ctx.bundle, causal=spec.model_kind == "causal-lm")
-    max_len, bs = int(tr["max_length"]), int(tr["batch_size"])
-    enc_all = encode(tok, texts, max_len)  # tokenise once
-    enc_tr, enc_va = subset(enc_all, tr_idx), subset(enc_all, va_idx)
-    y_tr, y_va = y_all[tr_idx], y_all[va_idx]
-    enc_hold = encode(tok, hold_df["text"].tolist(), max_len)
+    settings = window_settings(tr)
+    bs = int(tr["batch_size"])
+    win = encode_windows(  # tokenise once; a window is a training row with its text's label
+        tok, texts, settings["max_length"], settings["windows"], settings["stride"]
+    )
+    tr_rows, va_rows = win.rows_of(tr_idx), win.rows_of(va_idx)
+    enc_tr = subset(win.encoded, tr_rows)
+    y_tr, y_va = y_all[win.owner[tr_rows]], y_all[va_idx]
+    va_win = Windows(
+        subset(win.encoded, va_rows), np.searchsorted(va_idx, win.owner[va_rows]), len(va_idx)
+    )
+    va_texts = [texts[i] for i in va_idx]
 
     model = build_model(ctx, tok.pad_token_id)
     if tr["method"] == "lora":
         model = apply_lora(model, tr["lora"])
     model.to(device)
     shape = ModelShape.of(model)
-    opt = make_optimizer(model, float(tr["learning_rate"]), float(tr["weight_decay"]))
-    w = class_weights(y_tr, k, tr["class_weighting"])
+    opt = make_optimizer(
+        model,
+        float(tr["learning_rate"]),
+        float(tr["weight_decay"]),
+        float(tr.get("layer_lr_decay", 1.0)),
+    )
+    w = class_weights(y_all[tr_idx], k, tr["class_weighting"])  # per text, not per window
     weight = None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
+    smoothing = float(tr.get("label_smoothing", 0.0))
     use_fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
 
     epochs, lengths = int(tr["epochs"]), enc_tr.lengths
-    steps_per_epoch = math.ceil(len(tr_idx) / bs)
+    steps_per_epoch = math.ceil(len(tr_rows) / bs)
     total = epochs * steps_per_epoch
     warmup = int(float(tr["warmup_ratio"]) * total)
     st: dict[str, Any] = {
@@ -182,13 +224,15 @@ def run(ctx: JobContext) -> Phase2Result:
         counter.load_state(data["state"].get("flops", {}))
         ctx.log(f"resumed from {path.name} (epoch {st['epoch']}, step {st['global_step']})")
 
+    def val_logits() -> np.ndarray:
+        return window_logits(
+            model, tok, va_texts, settings, device, bs * 2, counter, None, "validate", va_win
+        )
+
     def evaluate() -> float | None:
         if len(va_idx) == 0:
             return None
-        logits = predict_logits(
-            model, enc_va, tok.pad_token_id, device, bs * 2, counter, None, "validate"
-        )
-        return macro_f1(y_va, logits.argmax(1), k)
+        return macro_f1(y_va, val_logits().argmax(1), k)
 
     def save(val_f1: float | None) -> None:
         if val_f1 is not None or len(va_idx) == 0:
@@ -210,11 +254,14 @@ def run(ctx: JobContext) -> Phase2Result:
             idx = batches[bi]
             batch = collate([enc_tr.ids[i] for i in idx], tok.pad_token_id, device)
             target = torch.as_tensor(y_tr[idx], device=device)
+            lr = get_lr(st["global_step"], total, warmup, float(tr["learning_rate"]))
             for g in opt.param_groups:
-                g["lr"] = get_lr(st["global_step"], total, warmup, float(tr["learning_rate"]))
+                g["lr"] = lr * float(g.get("lr_scale", 1.0))
             with autocast(device):
                 logits = model(**batch).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), target, weight=weight)
+            loss = torch.nn.functional.cross_entropy(
+                logits.float(), target, weight=weight, label_smoothing=smoothing
+            )
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -253,19 +300,39 @@ def run(ctx: JobContext) -> Phase2Result:
     best = ctx.checkpoints / f"checkpoint-{st['best_step']}"
     if st["best_step"] is not None and ckpt.is_complete(best):
         ckpt.load_weights(model, {n: t.to(device) for n, t in ckpt.load(best)["model"].items()})
-    logits = predict_logits(model, enc_hold, tok.pad_token_id, device, bs * 2, counter, progress)
-    save_model(ctx, model, tok, tr["method"])
+    # The decision rule sees the best model's validation scores only; the holdout has no labels
+    # here and never reaches the fit.
+    lv = val_logits() if len(va_idx) else np.zeros((0, k))
+    rule = decision.fit(lv, y_va, ctx.class_names, str(tr.get("decision_rule", "argmax")))
+    rule.windows = settings
+    predictor = Predictor(model, tok, rule, device, batch_size=bs * 2, settings=settings)
+    probs = predictor.predict_proba(hold_df["text"].tolist(), counter, progress)
+    dest = save_model(ctx, model, tok, tr["method"])
+    rule.save(dest)
+    history = [h for h in st["history"] if h.get("val_macro_f1") is not None]
+    best_epoch = next((h["epoch"] for h in history if h["step"] == st["best_step"]), None)
     info = {
         "best_step": st["best_step"],
         "best_val_macro_f1": st["best_f1"],
         "steps": st["global_step"],
         "n_params": shape.n_params,
         "n_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "validation": ValidationReport(
+            macro_f1_raw=rule.macro_f1_raw,
+            macro_f1_adjusted=rule.macro_f1_adjusted,
+            decision_rule=rule.rule,
+            offsets=list(rule.offsets),
+            epochs_run=int(st["epoch"]),
+            best_epoch=best_epoch,
+            curve=[float(h["val_macro_f1"]) for h in history],
+            n_validation=len(va_idx),
+            windows_per_text=round(win.per_text, 3),
+        ),
     }
-    return Phase2Result(softmax(logits), hold_df["row_id"].tolist(), stopped, info)
+    return Phase2Result(probs, hold_df["row_id"].tolist(), stopped, info)
 
 
-def save_model(ctx: JobContext, model: Any, tok: Any, method: str) -> None:
+def save_model(ctx: JobContext, model: Any, tok: Any, method: str) -> Path:
     """``out/model/``: a plain HF model (LoRA adapters merged into the weights, so it loads with
     AutoModelForSequenceClassification and no peft), safetensors only."""
     dest = ctx.out / "model"
@@ -273,3 +340,4 @@ def save_model(ctx: JobContext, model: Any, tok: Any, method: str) -> None:
         model = model.merge_and_unload()
     model.save_pretrained(dest, safe_serialization=True)
     tok.save_pretrained(dest)
+    return dest

@@ -32,6 +32,12 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "validation_fraction": 0.1,
     "early_stopping_patience": 2,
     "lora": {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": None},
+    "windows": 1,
+    "window_stride": None,
+    "window_pooling": "mean",
+    "layer_lr_decay": 1.0,
+    "label_smoothing": 0.0,
+    "decision_rule": "argmax",  # a bare spec without the key keeps the old behaviour
 }
 DEFAULT_PHASE1 = {"encoder": "similarity", "classifier": "label-mapping", "causal-lm": "prompt"}
 

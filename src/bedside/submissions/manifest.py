@@ -26,7 +26,9 @@ KINDS = ("encoder", "classifier", "causal-lm")
 PHASE1_METHOD = {"encoder": "similarity", "classifier": "label-mapping", "causal-lm": "prompt"}
 TRAIN_METHODS = ("full", "lora", "head-only")
 POOLINGS = ("mean", "cls")
-CLASS_WEIGHTINGS = ("none", "balanced")
+CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")
+WINDOW_POOLINGS = ("mean", "max")
+DECISION_RULES = ("argmax", "fitted-offsets")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._ -]{1,100}$")
 _TOP_KEYS = (
     "name",
@@ -139,6 +141,14 @@ class TrainConfig:
     validation_fraction: float = 0.1
     early_stopping_patience: int = 2
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # Long texts: up to `windows` windows of max_length tokens, starts `window_stride` content
+    # tokens apart (None: half a window), window scores pooled per text by `window_pooling`.
+    windows: int = 1
+    window_stride: int | None = None
+    window_pooling: str = "mean"
+    layer_lr_decay: float = 1.0  # learning rate x decay^depth-from-top; 1.0: one rate for all
+    label_smoothing: float = 0.0
+    decision_rule: str = "fitted-offsets"  # per-class offsets fitted on the validation slice
 
     def __post_init__(self) -> None:
         s = "train"
@@ -157,6 +167,13 @@ class TrainConfig:
         self.early_stopping_patience = _int(
             s, "early_stopping_patience", self.early_stopping_patience, 0, 10
         )
+        self.windows = _int(s, "windows", self.windows, 1, 16)
+        if self.window_stride is not None:
+            self.window_stride = _int(s, "window_stride", self.window_stride, 8, 512)
+        self.window_pooling = _choice(s, "window_pooling", self.window_pooling, WINDOW_POOLINGS)
+        self.layer_lr_decay = _float(s, "layer_lr_decay", self.layer_lr_decay, 0.5, 1.0)
+        self.label_smoothing = _float(s, "label_smoothing", self.label_smoothing, 0.0, 0.3)
+        self.decision_rule = _choice(s, "decision_rule", self.decision_rule, DECISION_RULES)
 
 
 @dataclass
