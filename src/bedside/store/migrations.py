@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, select
 
-from bedside.store import schema
+from bedside.store import frozen_0001, schema
 
 
 def _initial(conn: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t.name != "schema_migrations"]
-    schema.metadata.create_all(conn, tables=tables)
+    # the tables as 0.1 shipped them (frozen DDL), never today's schema
+    frozen_0001.metadata.create_all(conn)
 
 
 def _evaluation_window(conn: Connection) -> None:
