@@ -121,12 +121,30 @@ def test_lora_and_prompt() -> None:
             'name = "m"\nkind = "encoder"\n[train]\nclass_weighting = "inverse"',
             "train.class_weighting must be one of 'none', 'sqrt', 'balanced'; found 'inverse'",
         ),
-        ('name = "m"\nkind = "encoder"\n[train]\nwindows = 0', "train.windows must be in the range 1..16; found 0"),
-        ('name = "m"\nkind = "encoder"\n[train]\nwindow_stride = 4', "train.window_stride must be in the range 8..512; found 4"),
-        ('name = "m"\nkind = "encoder"\n[train]\nwindow_pooling = "sum"', "train.window_pooling must be one of 'mean', 'max'; found 'sum'"),
-        ('name = "m"\nkind = "encoder"\n[train]\nlayer_lr_decay = 0.2', "train.layer_lr_decay must be in the range 0.5..1; found 0.2"),
-        ('name = "m"\nkind = "encoder"\n[train]\nlabel_smoothing = 0.5', "train.label_smoothing must be in the range 0..0.3; found 0.5"),
-        ('name = "m"\nkind = "encoder"\n[train]\ndecision_rule = "topk"', "train.decision_rule must be one of 'argmax', 'fitted-offsets'; found 'topk'"),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nwindows = 0',
+            "train.windows must be in the range 1..16; found 0",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nwindow_stride = 4',
+            "train.window_stride must be in the range 8..512; found 4",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nwindow_pooling = "sum"',
+            "train.window_pooling must be one of 'mean', 'max'; found 'sum'",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nlayer_lr_decay = 0.2',
+            "train.layer_lr_decay must be in the range 0.5..1; found 0.2",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\nlabel_smoothing = 0.5',
+            "train.label_smoothing must be in the range 0..0.3; found 0.5",
+        ),
+        (
+            'name = "m"\nkind = "encoder"\n[train]\ndecision_rule = "topk"',
+            "train.decision_rule must be one of 'argmax', 'fitted-offsets'; found 'topk'",
+        ),
     ],
 )
 def test_manifest_errors(text: str, message: str) -> None:
