@@ -12,7 +12,9 @@ The usual transformer rules of thumb, with N parameters and T tokens:
 Phase 1 reads the holdout once. Phase 2 trains on (1 - validation_fraction) of the train split,
 scores the validation part after every epoch (2·N·T_val per epoch; head-only reuses the cache)
 and predicts the holdout once at the end. Tokens per row are capped at ``max_length``; a
-causal-lm's phase 1 also reads an instruction prompt (``PROMPT_TOKENS`` more per row).
+causal-lm's phase 1 also reads an instruction prompt (``PROMPT_TOKENS`` more per row). With
+``train.windows > 1`` phase 2 reads every window of a long text (:func:`windowed_tokens`), at
+training, validation and holdout prediction alike.
 
 Example::
 
@@ -31,6 +33,7 @@ from bedside.submissions.manifest import Manifest
 PFLOP = 1e15
 TOKENS_PER_WORD = 1.3
 PROMPT_TOKENS = 64  # instruction + label list around each text, for causal-lm phase 1
+SPECIAL_TOKENS = 2  # [CLS] ... [SEP] around each window's content
 BACKWARD_FACTOR = {"full": 6.0, "lora": 4.0}
 
 # A reference corpus the size of the bundled dev set (1,888 abstracts, ~180 words each) split
@@ -69,6 +72,31 @@ def _capped(counts: Sequence[int], max_length: int, extra: int = 0) -> int:
     return sum(min(int(c) + extra, max_length) for c in counts)
 
 
+def window_count(n_tokens: int, max_length: int, windows: int, stride: int | None) -> int:
+    """How many windows the engine cuts a text of ``n_tokens`` into (``train.windows`` is the
+    cap; ``stride`` None is half a window). Mirrors ``bedside.engine.windows.window_starts``
+    (two special tokens per window)."""
+    width = max(1, max_length - SPECIAL_TOKENS)
+    if windows <= 1 or n_tokens <= width:
+        return 1
+    step = stride or max(1, width // 2)
+    return min(windows, 1 + math.ceil((n_tokens - width) / step))
+
+
+def windowed_tokens(
+    counts: Sequence[int], max_length: int, windows: int = 1, stride: int | None = None
+) -> int:
+    """Tokens the model reads over ``counts`` (tokens per text, uncapped): truncation to
+    ``max_length`` with one window, else every window of a long text is ``max_length`` long."""
+    if windows <= 1:
+        return _capped(counts, max_length)
+    total = 0
+    for c in counts:
+        n = window_count(int(c), max_length, windows, stride)
+        total += min(int(c) + SPECIAL_TOKENS, max_length) if n == 1 else n * max_length
+    return total
+
+
 def estimate_pflops(
     n_params: int,
     manifest: Manifest | Mapping[str, Any],
@@ -85,8 +113,9 @@ def estimate_pflops(
     vf = float(tr.get("validation_fraction", 0.1))
     n = float(n_params)
     extra = PROMPT_TOKENS if m["kind"] == "causal-lm" else 0
-    t_hold = _capped(holdout_token_counts, max_len)
-    t_train = _capped(train_token_counts, max_len)
+    n_win, stride = int(tr.get("windows", 1) or 1), tr.get("window_stride")
+    t_hold = windowed_tokens(holdout_token_counts, max_len, n_win, stride)
+    t_train = windowed_tokens(train_token_counts, max_len, n_win, stride)
     t_fit, t_val = t_train * (1 - vf), t_train * vf
     phase1 = 2 * n * _capped(holdout_token_counts, max_len, extra)
     if method == "head-only":
@@ -101,6 +130,7 @@ def estimate_pflops(
         "method": method,
         "epochs": epochs,
         "max_length": max_len,
+        "windows": n_win,
         "train_tokens": t_train,
         "holdout_tokens": t_hold,
         "train_rows": len(train_token_counts),
