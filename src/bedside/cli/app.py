@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # One module per command group; each has register(app).
-MODULES = ("workspace", "data", "submissions", "runs", "jobs", "web", "demo")
+MODULES = ("workspace", "data", "submissions", "runs", "jobs", "web", "demo", "screening")
 
 
 def _version(value: bool) -> None:

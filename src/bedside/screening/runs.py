@@ -558,3 +558,38 @@ def write_copy(ws: Workspace, run_id: int, dest: Path) -> Path:
         )
     shutil.copyfile(src, dest)
     return dest
+
+
+def realised_for_run(ws: Workspace, run_id: int) -> dict[str, Any]:
+    """Recall the run's flags achieved on the screened abstracts that reviewers have labelled
+    since (``bedside data add --append``: their rows are joined by row id with the active corpus
+    version), beside the recall each operating point promised."""
+    from bedside.data.corpus import load_corpus
+    from bedside.screening.shadow import realised_recall
+
+    run = get_run(ws, run_id)
+    path = run_dir(ws, run_id) / FLAGS_FILE
+    if not path.is_file():
+        raise NotFoundError(f"screening run {run_id} has no results yet (state {run.state}).")
+    with np.load(path, allow_pickle=False) as z:
+        ids = [str(r) for r in z["row_ids"]]
+        flags = np.asarray(z["flags"], dtype=bool)
+        classes = [str(c) for c in z["classes"]]
+    corpus = load_corpus(ws)
+    labelled = {
+        str(r): str(lab)
+        for df in (corpus.train, corpus.holdout)
+        for r, lab in zip(df["row_id"], df["label"], strict=True)
+    }
+    keep = [i for i, r in enumerate(ids) if r in labelled and labelled[r] in classes]
+    y = [classes.index(labelled[ids[i]]) for i in keep]
+    model = get_model(ws, run.model_id)
+    points = {p.class_name: p.to_dict() for p in (model.points.points if model.points else [])}
+    rows = realised_recall(flags[keep], y, classes, points)
+    return {
+        "run_id": run_id,
+        "screened": len(ids),
+        "labelled": len(keep),
+        "corpus_version": corpus.hash,
+        "classes": [r.to_dict() for r in rows],
+    }

@@ -377,3 +377,35 @@ def histograms_svg(
         ax.legend(frameon=False, fontsize=8)
 
     return _render(draw, width=6.4, height=3.2, title="Abstract length per class")
+
+
+def recall_workload_svg(points: Mapping[str, Any]) -> str:
+    """Recall against abstracts flagged per 1,000, one curve per class with a target (measured
+    on the reporting half), each chosen operating point marked.
+
+    ``points`` is ``OperatingPoints.to_dict()`` (``curves`` and ``points``)."""
+    curves = points.get("curves") or {}
+    if not curves:
+        return ""
+    chosen = {p["class_name"]: p for p in points.get("points") or []}
+
+    def draw(ax: Any) -> None:
+        for i, (name, c) in enumerate(curves.items()):
+            color = SERIES[i % len(SERIES)]
+            ax.plot(c["workload"], c["recall"], color=color, linewidth=1.6, label=_short(name, 28))
+            p = chosen.get(name)
+            if (
+                p
+                and p.get("workload_per_1000") is not None
+                and p.get("expected_recall") is not None
+            ):
+                ax.plot([p["workload_per_1000"]], [p["expected_recall"]], "o", color=ACCENT)
+                ax.axhline(p["target"], color=color, linewidth=0.8, linestyle=":")
+        ax.set_xlim(0, 1000)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("abstracts flagged per 1,000")
+        ax.set_ylabel("recall")
+        _grid(ax, "both")
+        ax.legend(frameon=False, loc="lower right", fontsize=8)
+
+    return _render(draw, title="Recall vs review workload (reporting half)")
