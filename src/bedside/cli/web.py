@@ -1,4 +1,4 @@
-"""`bedside serve`, `publish`, `unpublish`, `leaderboard`, `impact`, `audit` and `report`.
+"""`bedside serve`, `publish`, `unpublish`, `leaderboard`, `status`, `impact`, `audit` and `report`.
 
 Whoever runs the CLI on the workspace is the owner: these commands see every row.
 """
@@ -76,6 +76,10 @@ def show_leaderboard(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
             "-" if r["kind"] == "baseline" else r["rank_label"],
             r["model"],
             r["vendor"],
+            _f3(r.get("claimed_macro_f1")),
+            _f3(r["phase1_macro_f1"]),
+            ("-" if r.get("claim_gap") is None else f"{r['claim_gap']:+.3f}")
+            + (" (!)" if r.get("claim_flagged") else ""),
             _f3(r["macro_f1"]),
             f"[{_f3(r['macro_f1_ci'][0])}, {_f3(r['macro_f1_ci'][1])}]"
             if r["macro_f1_ci"]
@@ -93,6 +97,9 @@ def show_leaderboard(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
         "rank",
         "model",
         "vendor",
+        "claimed",
+        "phase 1",
+        "claim gap",
         "macro-F1",
         "95% CI",
         "phase 1->2",
@@ -101,6 +108,49 @@ def show_leaderboard(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
         "PFLOPs",
     ]
     emit(fmt, board, cols, rows, title=title)
+    if fmt == Format.table:
+        for r in board["rows"]:
+            if r.get("claim_flagged"):
+                console.print(
+                    f"  (!) {escape(str(r['model']))}: {escape('; '.join(r['claim_reasons']))}",
+                    highlight=False,
+                )
+        if board.get("frozen"):
+            console.print(f"  final ranking recorded at the close ({board['frozen']['closes_at']})")
+
+
+def status(ctx: typer.Context, fmt: Format = FORMAT_OPTION) -> None:
+    """The workspace header: evaluation window and end date, participants, submissions."""
+    from bedside.auth import OWNER
+    from bedside.submissions.header import workspace_header
+    from bedside.submissions.window import fmt_when, utc_now
+
+    ws = workspace(ctx)
+    head = workspace_header(ws, OWNER, utc_now())
+    if fmt == Format.json:
+        print_json(head.to_dict())
+        return
+    w = head.window
+    console.print(" · ".join(head.lines()), highlight=False)
+    console.print(f"  window: {fmt_when(w.opens)} to {fmt_when(w.closes)} ({w.state})")
+    from bedside.submissions.contributors import list_contributors
+
+    rows = [
+        [
+            c["name"],
+            f"{c['submissions_used']}/{c['max_submissions']}",
+            f"{float(c['used_pflops']):.3g}/{float(c['budget_pflops']):.3g}",
+            "revoked" if c["revoked"] else "",
+        ]
+        for c in list_contributors(ws)
+    ]
+    emit(
+        fmt,
+        [],
+        ["contributor", "submits", "PFLOPs used/budget", "state"],
+        rows,
+        title="participants",
+    )
 
 
 def impact(
@@ -145,7 +195,11 @@ def impact(
             r["vendor"],
             f"{r['missed_per_year']:,.0f}",
             f"{r['miss_cost']:,.0f}",
+            f"{r['miss_cost_range'][0]:,.0f}-{r['miss_cost_range'][1]:,.0f}",
             f"{r['total_cost']:,.0f}",
+            "status quo"
+            if r["status_quo"]
+            else ("-" if r["vs_status_quo"] is None else f"{r['vs_status_quo']:+,.0f}"),
             "-"
             if r["kind"] == "baseline" or r["vs_baseline"] is None
             else f"{r['vs_baseline']:+,.0f}",
@@ -156,7 +210,16 @@ def impact(
     emit(
         fmt,
         out,
-        ["model", "vendor", "missed/yr", f"miss cost ({cur})", f"total/yr ({cur})", "vs baseline"],
+        [
+            "model",
+            "vendor",
+            "missed/yr",
+            f"miss cost ({cur})",
+            "range (recall CIs)",
+            f"total/yr ({cur})",
+            "vs status quo",
+            "vs baseline",
+        ],
         rows,
     )
     if fmt == Format.table:
@@ -219,6 +282,7 @@ def register(app: typer.Typer) -> None:
     app.command("publish")(publish)
     app.command("unpublish")(unpublish)
     app.command("leaderboard")(show_leaderboard)
+    app.command("status")(status)
     app.command("impact")(impact)
     app.command("report")(report)
     app.add_typer(audit_app, name="audit")

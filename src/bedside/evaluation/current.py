@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from bedside.workspace import Workspace
 
 CURRENT_KIND = "current"
-CURRENT_VENDOR = "current classifier"  # the vendor column of its row
 LABEL_COLUMNS = ("label", "class", "prediction", "predicted")
 VERSION_COLUMN = "corpus_version"
 MAX_BYTES = 200 * 2**20

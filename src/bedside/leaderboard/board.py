@@ -122,6 +122,7 @@ def _build(
         "small_classes": [],
         "tie_method": None,
         "decimals": policy.score_decimals,
+        "claim_gap_threshold": policy.claim_gap_threshold,
         "scope": "all" if scope is ALL else "own",
         "rows": [],
     }

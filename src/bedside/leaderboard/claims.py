@@ -95,3 +95,33 @@ def row_claims(
         per_class=mc["per_class"],
     )
     return cols.to_dict()
+
+
+def submission_claims(
+    manifest: Mapping[str, Any] | None,
+    results: Sequence[Mapping[str, Any]],
+    threshold: float,
+) -> dict[str, Any]:
+    """Claimed → phase 1 → phase 2 for one submission's released results (latest of each phase).
+
+    ``results`` are result views with ``phase``, ``macro_f1`` and ``metrics.macro_f1_ci``.
+    """
+    latest: dict[int, Mapping[str, Any]] = {}
+    for r in results:
+        latest[int(r["phase"])] = r
+    p1, p2 = latest.get(1), latest.get(2)
+    mc = manifest_claim(manifest)
+    cols = claim_columns(
+        mc["claimed"],
+        None if p1 is None else p1.get("macro_f1"),
+        None if p1 is None else (p1.get("metrics") or {}).get("macro_f1_ci"),
+        threshold,
+        source=mc["source"],
+        per_class=mc["per_class"],
+    )
+    return {
+        **cols.to_dict(),
+        "phase1_macro_f1": None if p1 is None else p1.get("macro_f1"),
+        "phase2_macro_f1": None if p2 is None else p2.get("macro_f1"),
+        "threshold": threshold,
+    }

@@ -106,6 +106,20 @@ def me(ws: WS, p: Viewer) -> Json:
 
 
 @router.get(
+    "/status",
+    tags=["meta"],
+    summary="The workspace header: evaluation window, participants, your submissions and PFLOPs.",
+)
+def status(ws: WS, p: Viewer) -> Json:
+    """The end date and state of the evaluation window, the number of participants and, for a
+    contributor, submissions used / allowed and PFLOPs used / budget."""
+    from bedside.submissions.header import workspace_header
+    from bedside.submissions.window import utc_now
+
+    return workspace_header(ws, p, utc_now()).to_dict()
+
+
+@router.get(
     "/leaderboard", tags=["leaderboard"], summary="The leaderboard rows this caller may see."
 )
 def get_leaderboard(ws: WS, p: MaybeViewer) -> Json:

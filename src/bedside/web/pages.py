@@ -86,10 +86,14 @@ templates.env.globals["version"] = __version__
 def page(
     request: Request, name: str, viewer: Principal | None, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
+    from bedside.submissions.header import workspace_header
+    from bedside.submissions.window import utc_now
+
     ws = request.app.state.ws
     ctx.update(
         request=request,
         viewer=viewer,
+        header=workspace_header(ws, viewer, utc_now()) if viewer is not None else None,
         published=leaderboard.is_published(ws),
         active=ctx.get("active", ""),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bedside.errors import NotFoundError
 from bedside.leaderboard import round_released
+from bedside.leaderboard.claims import submission_claims
 from bedside.store import audit, schema
 
 if TYPE_CHECKING:
@@ -145,6 +146,9 @@ def get_submission(ws: Workspace, viewer: Principal, submission_id: int) -> dict
     out["manifest"] = row["manifest"]
     out["jobs"] = [job_view(j, viewer.is_owner) for j in _jobs(ws, submission_id=submission_id)]
     out["results"] = submission_results(ws, viewer, submission_id, checked=True)
+    policy = ws.policy()
+    claims = submission_claims(row["manifest"], out["results"], policy.claim_gap_threshold)
+    out["claims"] = round_released(claims, policy.score_decimals)
     return out
 
 
