@@ -110,7 +110,7 @@ def apply_lora(model: Any, lora: dict[str, Any]) -> Any:
     return get_peft_model(model, cfg)
 
 
-_LAYER_RE = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
+_LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 
 
 def layer_depth(name: str, n_layers: int) -> int:
@@ -159,7 +159,7 @@ def run(ctx: JobContext) -> Phase2Result:
     k = len(ctx.class_names)
     y_all = label_ids(train_df["label"], ctx.class_names)
     texts = train_df["text"].tolist()
-    tr_idx, va_idx = split_validation(texts, y_all, float(tr["validation_fraction"]), ctx.seed)
+    tr_idx, va_idx = split_validation(texts, y_all, ctx.train.validation_fraction, ctx.seed)
     ctx.log(
         f"phase2 {tr['method']}: {len(tr_idx)} train, {len(va_idx)} validation, {len(hold_df)} holdout"
     )
@@ -170,7 +170,7 @@ def run(ctx: JobContext) -> Phase2Result:
 
     tok = load_tokenizer(ctx.bundle, causal=spec.model_kind == "causal-lm")
     settings = window_settings(tr)
-    bs = int(tr["batch_size"])
+    bs = ctx.train.batch_size
     win = encode_windows(  # tokenise once; a window is a training row with its text's label
         tok, texts, settings["max_length"], settings["windows"], settings["stride"]
     )
@@ -189,20 +189,20 @@ def run(ctx: JobContext) -> Phase2Result:
     shape = ModelShape.of(model)
     opt = make_optimizer(
         model,
-        float(tr["learning_rate"]),
-        float(tr["weight_decay"]),
-        float(tr.get("layer_lr_decay", 1.0)),
+        ctx.train.learning_rate,
+        ctx.train.weight_decay,
+        ctx.train.layer_lr_decay,
     )
     w = class_weights(y_all[tr_idx], k, tr["class_weighting"])  # per text, not per window
     weight = None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
-    smoothing = float(tr.get("label_smoothing", 0.0))
+    smoothing = ctx.train.label_smoothing
     use_fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
 
-    epochs, lengths = int(tr["epochs"]), enc_tr.lengths
+    epochs, lengths = ctx.train.epochs, enc_tr.lengths
     steps_per_epoch = math.ceil(len(tr_rows) / bs)
     total = epochs * steps_per_epoch
-    warmup = int(float(tr["warmup_ratio"]) * total)
+    warmup = int(ctx.train.warmup_ratio * total)
     st: dict[str, Any] = {
         "epoch": 0,
         "step_in_epoch": 0,
@@ -254,7 +254,7 @@ def run(ctx: JobContext) -> Phase2Result:
             idx = batches[bi]
             batch = collate([enc_tr.ids[i] for i in idx], tok.pad_token_id, device)
             target = torch.as_tensor(y_tr[idx], device=device)
-            lr = get_lr(st["global_step"], total, warmup, float(tr["learning_rate"]))
+            lr = get_lr(st["global_step"], total, warmup, ctx.train.learning_rate)
             for g in opt.param_groups:
                 g["lr"] = lr * float(g.get("lr_scale", 1.0))
             with autocast(device):
@@ -287,7 +287,7 @@ def run(ctx: JobContext) -> Phase2Result:
         f1 = evaluate()
         improved = f1 is not None and (st["best_f1"] is None or f1 > st["best_f1"])
         st["bad_epochs"] = 0 if improved or f1 is None else st["bad_epochs"] + 1
-        if st["bad_epochs"] > int(tr["early_stopping_patience"]) or st["epoch"] >= epochs:
+        if st["bad_epochs"] > ctx.train.early_stopping_patience or st["epoch"] >= epochs:
             st["finished"] = True
         save(f1)
         progress.update(st["global_step"], total, epoch=st["epoch"], val_macro_f1=f1, force=True)
@@ -303,7 +303,7 @@ def run(ctx: JobContext) -> Phase2Result:
     # The decision rule sees the best model's validation scores only; the holdout has no labels
     # here and never reaches the fit.
     lv = val_logits() if len(va_idx) else np.zeros((0, k))
-    rule = decision.fit(lv, y_va, ctx.class_names, str(tr.get("decision_rule", "argmax")))
+    rule = decision.fit(lv, y_va, ctx.class_names, ctx.train.decision_rule)
     rule.windows = settings
     predictor = Predictor(model, tok, rule, device, batch_size=bs * 2, settings=settings)
     probs = predictor.predict_proba(hold_df["text"].tolist(), counter, progress)

@@ -241,7 +241,7 @@ def run(
         ctx.log(f"head-only: C={best_c} (validation macro-F1 {best_f1:.4f})")
         # The rule sees the validation slice only; the holdout has no labels in the job.
         rule = decision.fit(
-            val_scores[best_c], y[va_idx], ctx.class_names, str(tr.get("decision_rule", "argmax"))
+            val_scores[best_c], y[va_idx], ctx.class_names, ctx.train.decision_rule
         )
     rule.windows = settings
     head = None

@@ -195,6 +195,7 @@ class JobContext:
         self.class_names = [c["name"] for c in self.classes]
         train = self.manifest["train"]
         self.seed = int(train["seed"] if train.get("seed") is not None else spec.seed)
+        self.train = spec.train_config(train)  # typed: TrainConfig (submissions.manifest)
         self.device: Any = None  # set by the entrypoint
         self.counter: Any = None
         self.progress: Any = None

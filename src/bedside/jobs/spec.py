@@ -21,11 +21,15 @@ Run it with ``python -m bedside.engine.entrypoint JOB_DIR``; exit code 0 means s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bedside.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bedside.submissions.manifest import TrainConfig
 
 JOB_KINDS = ("phase1", "phase2", "baseline", "screen")
 MODEL_KINDS = ("encoder", "classifier", "causal-lm")
@@ -71,6 +75,23 @@ class JobSpec:
     @classmethod
     def read(cls, job_dir: Path) -> JobSpec:
         return cls.from_dict(json.loads((Path(job_dir) / "spec.json").read_text()))
+
+    def train_config(self, table: Mapping[str, Any] | None = None) -> TrainConfig:
+        """The manifest's ``[train]`` table (or ``table``: the same with the engine's defaults
+        filled in) as a validated ``TrainConfig``; a missing seed is the spec's."""
+        from bedside.submissions.manifest import LoraConfig, TrainConfig
+
+        raw = dict(table if table is not None else (self.manifest.get("train") or {}))
+        if raw.get("seed") is None:
+            raw["seed"] = self.seed
+        names = {f.name for f in fields(TrainConfig)}
+        if unknown := sorted(set(raw) - names):
+            raise ConfigError(
+                f"job {self.job_id}: unknown [train] key(s) {', '.join(unknown)}; "
+                f"expected some of {', '.join(sorted(names))}."
+            )
+        lora = raw.pop("lora", None) or {}
+        return TrainConfig(**raw, lora=LoraConfig(**lora))
 
     def path(self, job_dir: Path, name: str) -> Path:
         """Resolve one of the relative paths (``bundle``, ``train``, ...) against ``job_dir``."""
