@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from bedside.contracts import Provenance
 from bedside.jobs.collect import collect_and_score
 from bedside.jobs.executor import JobExecutor
 from bedside.jobs.foreground import run_submission
@@ -45,10 +46,11 @@ def test_drain_runs_both_phases_scores_and_charges_once(tmp_path: Path) -> None:
     res = _results(ws)
     assert [r["phase"] for r in res] == [1, 2] and [r["job_id"] for r in res] == [p1, p2]
     assert "delta_vs_phase1" in res[1]["metrics"]
-    assert (
-        res[1]["provenance"]["tier"] == "A"
-        and res[1]["provenance"]["bundle_hash"] == "fake-bundle-hash"
-    )
+    prov = Provenance.from_dict(res[1]["provenance"])
+    assert prov.tier == "A" and prov.bundle_hash == "fake-bundle-hash"
+    assert prov.compute.actual_pflops == pytest.approx(1e12 / 1e15)  # from compute.json
+    assert prov.attempts == 1 and prov.recipe == {"method": "full"}
+    assert prov.corpus_version == "c0ffee" * 10 + "abcd"
     assert submission_row(ws, sub)["status"] == "done"
     assert contributor_used(ws) == pytest.approx(2e12 / 1e15)
     spec = JobSpec.read(ws.jobs_dir / str(p2))

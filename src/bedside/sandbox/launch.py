@@ -761,7 +761,8 @@ def write_uniform_predictions(job_dir: Path, spec: JobSpec) -> str | None:
     (out / "progress.jsonl").write_text(
         json.dumps({"ts": time.time(), "stage": "predict", "step": 1, "total": 1}) + "\n"
     )
-    (out / "compute.json").write_text(
-        json.dumps({"flops": 1e12, "wall_s": 0.01, "peak_rss_mb": 1.0})
-    )
+    from bedside.contracts import Compute
+
+    compute = Compute(flops=1e12, wall_s=0.01, peak_rss_mb=1.0, device="cpu")
+    (out / "compute.json").write_text(json.dumps(compute.to_dict()))
     return None
