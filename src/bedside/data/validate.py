@@ -4,13 +4,15 @@ Every problem is a ``DataError`` saying what was expected, what was found and wh
 numbers are the ones a person sees: for CSV/TSV the header is row 1 (as in a spreadsheet), so the
 first data row is row 2; for JSONL the line number; for Parquet the 1-based row.
 
-Files are decoded in memory: corpus text is never copied to a temporary file.
+Files are decoded in memory: corpus text is never copied to a temporary file. Every file's size
+is checked before it is read (``MAX_CORPUS_BYTES``; a Parquet file's unpacked size too), and every
+parser failure (deep JSON, thousands-digit numbers, odd encodings, odd column types) is a
+``DataError``, never a traceback.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import pandas as pd
 
 from bedside.data.corpus import ClassInfo
 from bedside.errors import DataError
+from bedside.parsing import parse_json, read_bounded, safe_int
 
 FORMATS = {
     ".csv": "csv",
@@ -44,6 +47,8 @@ LABEL_NAMES = (
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _INT = re.compile(r"[+-]?\d+(\.0*)?")
 _SHOW = 5  # rows named in a message before "and N more"
+MAX_CORPUS_BYTES = 1024 * 1024 * 1024  # one corpus file, as stored and (Parquet) as unpacked
+MAX_COLUMNS = 1000  # a corpus has a text and a label column and a few more
 
 
 @dataclass
@@ -82,22 +87,80 @@ def _cell(v: Any) -> str | None:
     return str(v)
 
 
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32LE", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32BE", "UTF-32"),
+    (b"\xff\xfe", "UTF-16LE", "UTF-16"),
+    (b"\xfe\xff", "UTF-16BE", "UTF-16"),
+)
+
+
+def _wide_encoding(data: bytes) -> tuple[str, str] | None:
+    """(name, iconv source) for UTF-16/32 text, from its BOM or its pattern of NUL bytes."""
+    for bom, name, source in _BOMS:
+        if data.startswith(bom):
+            return name, source
+    head = data[:65536]
+    if head.count(0) < max(2, len(head) // 8):
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if odd > 4 * max(even, 1):
+        return "UTF-16LE", "UTF-16LE"
+    if even > 4 * max(odd, 1):
+        return "UTF-16BE", "UTF-16BE"
+    return None
+
+
+def _reencode_hint(path: Path, source: str) -> str:
+    return (
+        f"Re-encode it to UTF-8, e.g. `iconv -f {source} -t UTF-8 {path.name} > utf8-{path.name}`, "
+        "and add the re-encoded file."
+    )
+
+
 def _decode(path: Path, data: bytes) -> str:
+    wide = _wide_encoding(data)
+    if wide is not None:
+        name, source = wide
+        raise DataError(
+            f"{path.name} is {name} text, not UTF-8; bedside reads UTF-8 corpus files.",
+            hint=_reencode_hint(path, source),
+        )
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         bad = data[e.start]
-        guess = "latin-1 / Windows-1252" if bad >= 0x80 else "another encoding"
+        high = [b for b in data if b >= 0x80]
+        if bad < 0x80:
+            guess, source = "another encoding", "ENCODING"
+        elif any(0x80 <= b <= 0x9F for b in high):
+            guess, source = "Windows-1252", "WINDOWS-1252"
+        else:
+            guess, source = "latin-1 (ISO-8859-1)", "ISO-8859-1"
         raise DataError(
             f"{path.name} is not UTF-8 text: byte 0x{bad:02x} on line {line} cannot be decoded "
             f"(the file looks like {guess}).",
-            hint=f"Re-encode it to UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}`, "
-            "and add the re-encoded file.",
+            hint=_reencode_hint(path, source),
         ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError(
+            f"{path.name} holds a NUL byte on line {line}; expected plain UTF-8 text.",
+            hint="The file is binary or damaged; export the corpus again as UTF-8 CSV.",
+        )
+    return text
 
 
 def _parse_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
+    header = text.split("\n", 1)[0]
+    if header.count(sep) + 1 > MAX_COLUMNS:
+        raise DataError(
+            f"{path.name} has {header.count(sep) + 1} columns in its header; at most "
+            f"{MAX_COLUMNS} are accepted.",
+            hint="Keep the text and label columns (and a few more); drop the rest.",
+        )
+    kind = "TSV" if sep == "\t" else "CSV"
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
@@ -122,27 +185,37 @@ def _parse_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
                 f"{path.name} is malformed: a quoted field opened on line {line} is never closed.",
                 hint='Close the quote (") on that line, or double any quote inside a text (""), and add the file again.',
             ) from None
+        raise DataError(f"{path.name} is not a readable {kind} file: {msg[:200]}.") from None
+    except (ValueError, OverflowError, RecursionError, IndexError, TypeError, MemoryError) as e:
         raise DataError(
-            f"{path.name} is not a readable {'TSV' if sep == chr(9) else 'CSV'} file: {msg}."
+            f"{path.name} is not a readable {kind} file ({type(e).__name__}: {str(e)[:200]}).",
+            hint=f"Export it again as a UTF-8 {kind} with a header row.",
         ) from None
 
 
 def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:
     records = []
+    keys: set[str] = set()
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(
-                f"{path.name} is malformed at line {n}: not valid JSON ({e.msg}).",
-                hint='Each line of a JSONL file must be one JSON object, e.g. {"text": "...", "label": "..."}.',
-            ) from None
+        obj = parse_json(
+            line,
+            f"{path.name} is malformed at line {n}",
+            DataError,
+            hint='Each line of a JSONL file must be one JSON object, e.g. {"text": "...", "label": "..."}.',
+        )
         if not isinstance(obj, dict):
             raise DataError(
                 f"{path.name} line {n}: expected a JSON object, found {type(obj).__name__}.",
                 hint="Each line must be an object with a text and a label field.",
+            )
+        keys.update(obj)
+        if len(keys) > MAX_COLUMNS:
+            raise DataError(
+                f"{path.name}: the objects up to line {n} use more than {MAX_COLUMNS} distinct keys; "
+                "a corpus row has a text, a label and a few more fields.",
+                hint="Keep the text and label fields (and a few more); drop the rest.",
             )
         records.append(obj)
     if not records:
@@ -151,8 +224,51 @@ def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:
     return df.map(_cell).astype(object)
 
 
-def read_table(path: Path | str) -> Table:
+def _parse_parquet(path: Path, data: bytes, limit: int) -> pd.DataFrame:
+    """Parquet rows, decoded in small batches so that the unpacked size is checked as it grows
+    (repeated or dictionary-encoded values unpack to far more than the file's size)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data))
+        n_cols = pf.metadata.num_columns
+    except Exception as e:  # pyarrow raises several types for a bad footer
+        raise DataError(
+            f"{path.name} is not a readable Parquet file ({type(e).__name__}).",
+            hint="Write it again with pandas/pyarrow, or export it as CSV.",
+        ) from None
+    if n_cols > MAX_COLUMNS:
+        raise DataError(
+            f"{path.name} has {n_cols} columns; at most {MAX_COLUMNS} are accepted.",
+            hint="Keep the text and label columns (and a few more); drop the rest.",
+        )
+    try:
+        batches, unpacked = [], 0
+        for batch in pf.iter_batches(batch_size=256):
+            unpacked += batch.nbytes
+            if unpacked > limit:
+                raise DataError(
+                    f"{path.name} unpacks to more than {limit / 2**20:.0f} MB; refused while "
+                    "reading its rows.",
+                    hint="Split the corpus into smaller files and --append them.",
+                )
+            batches.append(batch)
+        table = pa.Table.from_batches(batches, schema=pf.schema_arrow)
+        return table.to_pandas().map(_cell).astype(object)
+    except DataError:
+        raise
+    except Exception as e:  # pyarrow/pandas raise several types for odd column types
+        raise DataError(
+            f"{path.name} is not a readable Parquet file ({type(e).__name__}).",
+            hint="Write it again with pandas/pyarrow (string text and label columns), or export it as CSV.",
+        ) from None
+
+
+def read_table(path: Path | str, limit: int | None = None) -> Table:
     """Read a CSV, TSV, JSONL or Parquet file into a table of strings (None where missing).
+
+    Files larger than ``limit`` bytes (default ``MAX_CORPUS_BYTES``) are refused before reading.
 
     >>> read_table("dev.csv").df.columns.tolist()  # doctest: +SKIP
     ['condition_label', 'medical_abstract']
@@ -171,32 +287,49 @@ def read_table(path: Path | str) -> Table:
             f"unsupported file type {path.suffix or '(none)'!r} for {path.name}; expected .csv, .tsv, .jsonl or .parquet.",
             hint="Export the data as CSV (UTF-8) with a text and a label column.",
         )
-    try:
-        if fmt == "parquet":
-            try:
-                df = pd.read_parquet(path)
-            except Exception as e:  # pyarrow raises several types for a bad file
-                raise DataError(
-                    f"{path.name} is not a readable Parquet file ({type(e).__name__}).",
-                    hint="Write it again with pandas/pyarrow, or export it as CSV.",
-                ) from None
-            df = df.map(_cell).astype(object)
+    limit = MAX_CORPUS_BYTES if limit is None else limit
+    data = read_bounded(
+        path,
+        limit,
+        path.name,
+        DataError,
+        hint="Split the corpus into smaller files and --append them.",
+    )
+    if fmt == "parquet":
+        df = _parse_parquet(path, data, limit)
+    else:
+        text = _decode(path, data)
+        if fmt == "jsonl":
+            df = _parse_jsonl(path, text)
         else:
-            text = _decode(path, path.read_bytes())
-            if fmt == "jsonl":
-                df = _parse_jsonl(path, text)
-            else:
-                df = _parse_delimited(path, text, "\t" if fmt == "tsv" else ",")
-    except PermissionError:
-        raise DataError(
-            f"cannot read {path}: permission denied.", hint="Check the file's permissions."
-        ) from None
+            df = _parse_delimited(path, text, "\t" if fmt == "tsv" else ",")
     if len(df) == 0:
         raise DataError(
             f"{path.name} has a header but no data rows.", hint="Add rows, or pick the right file."
         )
     df.columns = [str(c) for c in df.columns]
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise DataError(
+            f"{path.name} has the column name {dupes[0]!r} more than once; column names must be unique.",
+            hint="Rename or drop the repeated column.",
+        )
     return Table(path=path, fmt=fmt, df=df.reset_index(drop=True))
+
+
+def _norm_int(v: str) -> str:
+    """A label or id that is an integer (``"007"``, ``"7.0"``) as its canonical digits (``"7"``);
+    other values, and integers too long to convert, unchanged."""
+    if not _INT.fullmatch(v):
+        return v
+    n = safe_int(v.split(".", 1)[0])
+    return v if n is None else str(n)
+
+
+def _id_key(v: str) -> tuple[int, int, str]:
+    """Sort key for class ids: numeric ids by value (over-long ones last), then by text."""
+    n = safe_int(v) if _INT.fullmatch(v) and "." not in v else None
+    return (0, n, "") if n is not None else (1, 0, v)
 
 
 def _numeric_share(s: pd.Series) -> float:
@@ -294,7 +427,7 @@ def check_texts(table: Table, text_col: str) -> pd.Series:
 def check_labels(table: Table, label_col: str) -> pd.Series:
     """The label column as stripped strings (integral numbers without '.0'); errors for empty labels."""
     labels = table.df[label_col].map(lambda v: "" if v is None else str(v).strip())
-    labels = labels.map(lambda v: str(int(float(v))) if _INT.fullmatch(v) else v)
+    labels = labels.map(_norm_int)
     empty = [i for i, v in enumerate(labels) if not v]
     if empty:
         raise DataError(
@@ -332,7 +465,7 @@ def read_names(path: Path | str) -> list[ClassInfo]:
             raise DataError(
                 f"{table.where} {table.row(int(str(i)))}: expected an id and a name, found {cid!r}, {name!r}."
             )
-        cid = str(int(float(cid))) if _INT.fullmatch(cid.strip()) else cid.strip()
+        cid = _norm_int(cid.strip())
         desc = _cell(r[desc_col]) if desc_col else None
         classes.append(ClassInfo(id=cid, name=name.strip(), description=(desc or name).strip()))
     for attr in ("id", "name"):
@@ -398,7 +531,7 @@ def resolve_classes(
             )
         return labels.map(by_key), sort_classes(names)
     if is_numeric_ids(labels):
-        ids = sorted(set(labels), key=int)
+        ids = sorted(set(labels), key=_id_key)
         raise DataError(
             f"the labels of {table.path.name} are numeric ids ({', '.join(ids[:_SHOW])}) but no names file was given.",
             hint="Pass --labels FILE with columns id,name[,description] (like labels.csv) so that models see class names.",
@@ -412,5 +545,5 @@ def resolve_classes(
 def sort_classes(classes: list[ClassInfo]) -> list[ClassInfo]:
     """Workspace class order: by id when all ids are numeric, else by name."""
     if all(_INT.fullmatch(c.id) for c in classes):
-        return sorted(classes, key=lambda c: int(c.id))
+        return sorted(classes, key=lambda c: _id_key(c.id))
     return sorted(classes, key=lambda c: c.name)
