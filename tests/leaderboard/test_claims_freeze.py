@@ -249,3 +249,15 @@ def test_no_freeze_when_the_policy_says_so(board_ws: Workspace) -> None:
     _vendor(board_ws, "early", {}, 0.6, 1)
     board = build_leaderboard(board_ws, OWNER, now=dt.datetime(2027, 1, 1, tzinfo=UTC))
     assert board["frozen"] is None and final_ranking(board_ws) is None
+
+
+def test_a_baseline_registered_after_the_close_still_shows(
+    board_ws: Workspace, tmp_path: Path
+) -> None:
+    _policy(board_ws, closes_at="2026-06-30")
+    _vendor(board_ws, "early", {}, 0.6, 1)
+    after = dt.datetime(2026, 7, 1, tzinfo=UTC)
+    build_leaderboard(board_ws, OWNER, now=after)
+    rid = _current(board_ws, tmp_path)
+    rows = build_leaderboard(board_ws, OWNER, now=after)["rows"]
+    assert rid in {r["result_id"] for r in rows} and len(rows) == 2

@@ -101,10 +101,15 @@ def maybe_freeze(
 
 
 def apply_freeze(rows: list[dict[str, Any]], record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Only the rows of the recorded ranking, with the recorded rank labels (pure)."""
+    """Only the ranked rows of the recorded ranking, with their recorded rank labels (pure).
+
+    Baseline rows are references, never ranked: one registered after the close still shows.
+    """
     ranks = {int(r["result_id"]): r["rank"] for r in record.get("rows") or []}
     out = []
     for row in rows:
-        if int(row["result_id"]) in ranks:
+        if row["kind"] == "baseline":
+            out.append(row)
+        elif int(row["result_id"]) in ranks:
             out.append({**row, "rank_label": ranks[int(row["result_id"])]})
     return out
