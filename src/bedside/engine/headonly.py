@@ -82,7 +82,11 @@ class EmbeddingCache:
         return self.x[idx], self.cost[idx]
 
     def add(self, hashes: list[str], x: np.ndarray, cost: np.ndarray) -> None:
-        new = [i for i, h in enumerate(hashes) if h not in self.rows]
+        first: dict[str, int] = {}  # a text twice in one chunk is one cache row, not two
+        for i, h in enumerate(hashes):
+            if h not in self.rows:
+                first.setdefault(h, i)
+        new = list(first.values())
         if not new:
             return
         base = len(self.rows)
@@ -240,9 +244,7 @@ def run(
                 best_c, best_f1 = c, f1
         ctx.log(f"head-only: C={best_c} (validation macro-F1 {best_f1:.4f})")
         # The rule sees the validation slice only; the holdout has no labels in the job.
-        rule = decision.fit(
-            val_scores[best_c], y[va_idx], ctx.class_names, ctx.train.decision_rule
-        )
+        rule = decision.fit(val_scores[best_c], y[va_idx], ctx.class_names, ctx.train.decision_rule)
     rule.windows = settings
     head = None
     if len(fit_idx) and len(set(y[fit_idx])) > 1:
