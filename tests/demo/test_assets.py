@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -72,9 +73,14 @@ def test_package_data_globs_cover_the_assets() -> None:
 
 @pytest.mark.slow
 def test_wheel_ships_corpus_and_license(tmp_path: Path) -> None:
+    # Build from a copy: setuptools writes build/ and egg-info beside the sources.
+    src = tmp_path / "src-tree"
+    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, src / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w"]
-        + [str(tmp_path), str(ROOT)],
+        + [str(tmp_path), str(src)],
         check=True,
         capture_output=True,
     )

@@ -15,10 +15,15 @@ def demo(
         Path("bedside-demo"), help="Directory for the demo (created)."
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="Tiny models and corpus (about 1-2 minutes)."
+        False,
+        "--quick",
+        help="Tiny random models on 400 of the real abstracts (or --synthetic ones); about a minute.",
+    ),
+    synthetic: bool = typer.Option(
+        False, "--synthetic", help="Run on bedside's synthetic corpus instead of the real one."
     ),
     corpus: Path = typer.Option(
-        None, "--corpus", help="Run on this labelled corpus instead of the synthetic one."
+        None, "--corpus", help="Run on this labelled corpus instead of the embedded real one."
     ),
     holdout: Path = typer.Option(
         None, "--holdout", help="The owner's fixed holdout file (with --corpus)."
@@ -31,7 +36,8 @@ def demo(
         None, "--summary-json", help="Also write stage times and choices here."
     ),
 ) -> None:
-    """Run the whole story: corpus, EDA, three vendors, sandboxed jobs, leaderboard, impact, report."""
+    """Run the whole story on 1,888 real medical abstracts (CC BY-SA 3.0, embedded): corpus, EDA,
+    the current classifier, four vendors, sandboxed jobs, leaderboard, impact, report."""
     from bedside.demo.run import run_demo
 
     res = run_demo(
@@ -40,6 +46,7 @@ def demo(
         corpus=corpus,
         holdout=holdout,
         labels=labels,
+        synthetic=synthetic,
         force=force,
         console=console,
     )
