@@ -124,3 +124,20 @@ def test_cli_status_and_leaderboard_flag(claimed: Populated) -> None:
     assert "(!) MedMiniLM-LoRA" in run("leaderboard")
     imp = json.loads(run("impact", "--format", "json", "--ai-cost", "current classifier=5000"))
     assert imp["rows"][0]["status_quo"] and imp["rows"][0]["ai_cost"] == 5000
+
+
+def test_api_refuses_a_submission_after_the_close_with_the_dates(
+    client: TestClient, pop: Populated
+) -> None:
+    ws = pop.ws
+    ws.set_policy(Policy.from_dict({**ws.policy().to_dict(), "closes_at": "2020-01-31"}))
+    resp = client.post(
+        "/api/submissions",
+        headers=pop.headers("globex"),
+        files={
+            "bundle": ("b.tar.gz", b"not read: the window is checked first", "application/gzip")
+        },
+    )
+    assert resp.status_code == 429, resp.text
+    msg = resp.json()["error"]["message"]
+    assert "submissions closed at 2020-02-01 00:00 UTC" in msg and "it is now" in msg
