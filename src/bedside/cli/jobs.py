@@ -154,6 +154,15 @@ def worker(
     lease_seconds: float = typer.Option(
         60.0, "--lease-seconds", help="Lease length; a dead worker's job is rerun after it."
     ),
+    ray_address: str = typer.Option(
+        None,
+        "--ray",
+        flag_value="auto",
+        is_flag=False,
+        metavar="[ADDRESS]",
+        help="Run each job as a task on a Ray cluster (ADDRESS, default: the local one); "
+        "needs the cluster extra. --concurrency defaults to what the cluster holds.",
+    ),
 ) -> None:
     """Claim queued jobs and run them in the sandbox the policy requires (until Ctrl-C)."""
     from bedside.jobs.worker import Worker
@@ -177,9 +186,21 @@ def worker(
     from bedside.jobs.progressbar import progress_bar
 
     # A live bar per job on a terminal; plain lines in logs and pipes.
+    launcher = None
+    if ray_address is not None:
+        from bedside.jobs.raylaunch import RayLauncher
+
+        launcher = RayLauncher(ws.policy(), address=ray_address)
+        if concurrency == 1:
+            concurrency = launcher.slots(ws.policy().limits)
     with progress_bar(console.is_terminal) as hook:
         w = Worker(
-            ws, concurrency=concurrency, lease_s=lease_seconds, on_outcome=report, on_progress=hook
+            ws,
+            launcher=launcher,
+            concurrency=concurrency,
+            lease_s=lease_seconds,
+            on_outcome=report,
+            on_progress=hook,
         )
         console.print(
             f"worker: tier {w.launcher.tier}, concurrency {concurrency}, lease {lease_seconds:g} s"
