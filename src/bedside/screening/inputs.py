@@ -108,10 +108,16 @@ def stage_input(
     missing_ids: list[int] = []
     has_ids = False
     writer = shadow_writer = None
+    reader: Any = None
     try:
         try:
             reader = pd.read_csv(
-                src, dtype=str, keep_default_na=False, chunksize=chunk_rows, on_bad_lines="error"
+                src,
+                dtype=str,
+                keep_default_na=False,
+                chunksize=chunk_rows,
+                on_bad_lines="error",
+                skip_blank_lines=False,  # a blank line is an empty abstract, not nothing
             )
             for df in reader:
                 if chunks == 0:
@@ -166,6 +172,8 @@ def stage_input(
                 hint="Save it as UTF-8 CSV with a header line.",
             ) from e
         finally:
+            if reader is not None:
+                reader.close()
             if writer is not None:
                 writer.close()
             if shadow_writer is not None:

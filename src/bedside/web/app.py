@@ -124,7 +124,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(ws: Workspace, *, max_upload_bytes: int | None = None) -> FastAPI:
     """The bedside web app for ``ws``. ``max_upload_bytes`` overrides the policy's
     ``max_bundle_mb`` (tests use a tiny limit)."""
-    from bedside.web import api, pages
+    from bedside.web import api, pages, screening
 
     app = FastAPI(
         title="bedside",
@@ -147,6 +147,8 @@ def create_app(ws: Workspace, *, max_upload_bytes: int | None = None) -> FastAPI
     _install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(screening.api, responses=api.ERRORS)
+    app.include_router(screening.pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
