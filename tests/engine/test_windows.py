@@ -46,7 +46,10 @@ def test_long_text_windows_cover_every_token(tok, corpora) -> None:
             assert len(ids) <= 40 and ids[: len(pre)] == pre and ids[len(ids) - len(post) :] == post
             assert ids[len(pre) : len(ids) - len(post)] == content[s : s + width]
             covered[s : s + width] = True
-        assert covered.all()
+        if cap * width >= len(content):
+            assert covered.all()
+        else:  # too few windows for the text: they still reach both ends
+            assert covered[0] and covered[-1]
 
 
 def test_window_starts_cap_and_stride() -> None:
