@@ -114,8 +114,12 @@ def parse_json(
     *,
     max_depth: int = MAX_DEPTH,
     hint: str | None = None,
+    verb: str = " is",
 ) -> Any:
-    """Parse JSON text (UTF-8 bytes or str); every failure is ``error`` naming ``what``."""
+    """Parse JSON text (UTF-8 bytes or str); every failure is ``error`` naming ``what``.
+
+    Messages read ``{what}{verb} not valid JSON (...)``.
+    """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as e:
@@ -124,11 +128,11 @@ def parse_json(
         obj = json.loads(text, parse_int=_bounded_int(what, error))
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}" if e.lineno > 1 else f"column {e.colno}"
-        raise error(f"{what}: not valid JSON ({e.msg} at {where}).", hint=hint) from None
+        raise error(f"{what}{verb} not valid JSON ({e.msg} at {where}).", hint=hint) from None
     except RecursionError:
         raise error(f"{what} nests deeper than {max_depth} levels; refused.", hint=hint) from None
     except ValueError as e:  # e.g. an over-long number Python refuses to convert
-        raise error(f"{what}: not valid JSON ({str(e)[:120]}).", hint=hint) from None
+        raise error(f"{what}{verb} not valid JSON ({str(e)[:120]}).", hint=hint) from None
     if depth_exceeds(obj, max_depth):
         raise error(f"{what} nests deeper than {max_depth} levels; refused.", hint=hint)
     return obj

@@ -163,7 +163,7 @@ DIR_CASES: list[tuple[str, str, Mutator, str]] = [
         "oversized header length",
         "encoder",
         _st(lambda h, d: (json.dumps(h).encode(), d, 2**40)),
-        "over the 104857600-byte limit",
+        "over the 16777216-byte limit",
     ),
     (
         "offsets beyond the file end",

@@ -203,6 +203,7 @@ def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:
             line,
             f"{path.name} is malformed at line {n}",
             DataError,
+            verb=":",
             hint='Each line of a JSONL file must be one JSON object, e.g. {"text": "...", "label": "..."}.',
         )
         if not isinstance(obj, dict):

@@ -82,9 +82,9 @@ class BundleLimits:
 
     max_total_bytes: int = 2048 * 1024 * 1024
     max_members: int = 200
-    max_ratio: float = 200.0  # zip: uncompressed / compressed, per member
+    max_ratio: float = 200.0  # uncompressed / compressed: per member (zip), whole archive (tar)
     ratio_floor_bytes: int = 1024 * 1024  # members smaller than this are not ratio-checked
-    max_header_bytes: int = 100 * 1024 * 1024  # safetensors JSON header
+    max_header_bytes: int = 16 * 1024 * 1024  # safetensors JSON header (real ones: < 1 MB)
 
     @classmethod
     def from_mb(cls, max_bundle_mb: int) -> BundleLimits:
@@ -101,8 +101,18 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
+def _has_control(name: str) -> bool:
+    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name)
+
+
 def check_member_name(name: str, archive: str) -> str:
-    """Return a normalised relative path, or refuse absolute paths and ``..``."""
+    """Return a normalised relative path, or refuse absolute paths, ``..`` and control characters."""
+    if _has_control(name):
+        raise BundleError(
+            f"{archive}: member {name!r} has control characters (newlines, escapes) in its name; "
+            "bundle file names are plain text.",
+            hint="Rename the file; the allowed names are the Hugging Face ones (config.json, ...).",
+        )
     if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise BundleError(
             f"{archive}: member {name!r} has an absolute path; bundle members must be relative paths.",
@@ -182,7 +192,9 @@ def _unpack_tar(path: Path, dest: Path, limits: BundleLimits) -> None:
         raise BundleError(f"{name} is not a readable tar archive: {e}.") from e
     with tf:
         members: list[tarfile.TarInfo] = []
+        seen: set[str] = set()
         total = 0
+        packed = max(path.stat().st_size, 1)
         try:
             while True:  # read headers one by one so a bomb stops at the first limit
                 m = tf.next()
@@ -199,8 +211,23 @@ def _unpack_tar(path: Path, dest: Path, limits: BundleLimits) -> None:
                         f"{name}: member {m.name!r} is a device, FIFO or other special file; "
                         "bundles may contain regular files only."
                     )
+                if rel in seen:
+                    raise BundleError(
+                        f"{name}: member {m.name!r} appears twice; a later copy would silently "
+                        "replace the first. Refused.",
+                        hint="Re-create the archive from one clean bundle directory.",
+                    )
+                seen.add(rel)
                 total += m.size
                 _check_totals(name, len(members) + 1, total, limits)
+                # One compressed stream: the ratio is checked for the archive as a whole, on
+                # the declared sizes, before a single byte is written.
+                if total > limits.ratio_floor_bytes and total > limits.max_ratio * packed:
+                    raise BundleError(
+                        f"{name}: declares {_mb(total)} of files in a {_mb(packed)} archive "
+                        f"(over {limits.max_ratio:.0f}x); refused as a likely archive bomb.",
+                        hint="Real weights barely compress; submit the bundle as it was saved.",
+                    )
                 if rel:
                     members.append(m)
         except (tarfile.TarError, OSError, EOFError) as e:
@@ -237,8 +264,15 @@ def _unpack_zip(path: Path, dest: Path, limits: BundleLimits) -> None:
         _check_totals(name, len(infos), 0, limits)
         total = 0
         plan: list[tuple[zipfile.ZipInfo, str]] = []
+        seen: set[str] = set()
         for info in infos:
             rel = check_member_name(info.filename, name)
+            if rel in seen:
+                raise BundleError(
+                    f"{name}: member {info.filename!r} appears twice; refused.",
+                    hint="Re-create the archive from one clean bundle directory.",
+                )
+            seen.add(rel)
             ftype = stat.S_IFMT(info.external_attr >> 16)  # 0: the archiver recorded no type
             if ftype == stat.S_IFLNK:
                 raise BundleError(
@@ -346,6 +380,12 @@ def scan_files(root: Path, limits: BundleLimits | None = None) -> list[BundleFil
         for name in sorted(dirnames + filenames):
             p = d / name
             rel = p.relative_to(root).as_posix()
+            if _has_control(rel):
+                raise BundleError(
+                    f"{rel!r} has control characters (newlines, escapes) in its name; bundle "
+                    "file names are plain text.",
+                    hint="Rename the file; the allowed names are the Hugging Face ones.",
+                )
             st = p.lstat()
             if stat.S_ISLNK(st.st_mode):
                 raise BundleError(
@@ -358,6 +398,12 @@ def scan_files(root: Path, limits: BundleLimits | None = None) -> list[BundleFil
             if not stat.S_ISREG(st.st_mode):
                 raise BundleError(
                     f"{rel} is a device, FIFO or socket; a bundle may contain regular files only."
+                )
+            if st.st_nlink > 1:  # a hard link could carry a workspace file into the sandbox
+                raise BundleError(
+                    f"{rel} is a hard link ({st.st_nlink} names for one file); a bundle directory "
+                    "may contain regular files only, no links.",
+                    hint="Replace it by a copy of the file (cp, not ln).",
                 )
             refuse_file(rel)
             total += st.st_size

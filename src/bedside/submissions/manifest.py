@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from bedside.errors import BundleError
+from bedside.parsing import parse_toml, read_bounded
 
 MANIFEST_NAME = "bedside.toml"
+MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is a page of settings
 KINDS = ("encoder", "classifier", "causal-lm")
 PHASE1_METHOD = {"encoder": "similarity", "classifier": "label-mapping", "causal-lm": "prompt"}
 TRAIN_METHODS = ("full", "lora", "head-only")
@@ -80,8 +81,15 @@ def _int(section: str, key: str, value: Any, lo: int | None, hi: int | None) -> 
     return value
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _float(section: str, key: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise BundleError(
             f"{MANIFEST_NAME}: {_where(section, key)} must be a number; found {value!r}."
         )
@@ -92,6 +100,10 @@ def _float(section: str, key: str, value: Any, lo: float, hi: float) -> float:
     return float(value)
 
 
+def _control(text: str, allow: str = "") -> bool:
+    return any((ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0) and ch not in allow for ch in text)
+
+
 def _str_map(section: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise BundleError(f'{MANIFEST_NAME}: [{section}] must be a table of name = "text" pairs.')
@@ -100,6 +112,12 @@ def _str_map(section: str, value: Any) -> dict[str, str]:
         if not isinstance(v, str) or not v.strip():
             raise BundleError(
                 f"{MANIFEST_NAME}: {section}.{k!r} must be a non-empty string; found {v!r}."
+            )
+        if _control(str(k)) or _control(v, allow="\n\t"):
+            raise BundleError(
+                f"{MANIFEST_NAME}: {section}.{k!r} = {v!r:.80} holds control characters "
+                "(escapes, carriage returns); names and texts are plain text.",
+                hint="Remove the control characters.",
             )
         out[str(k)] = v
     return out
@@ -353,12 +371,7 @@ def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def parse_manifest(text: str, source: str = MANIFEST_NAME) -> Manifest:
     """Parse TOML text into a validated Manifest."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise BundleError(
-            f"{source} is not valid TOML: {e}.", hint="Check it with any TOML validator."
-        ) from e
+    data = parse_toml(text, source, BundleError, hint="Check it with any TOML validator.")
     return Manifest.from_dict(data)
 
 
@@ -372,8 +385,9 @@ def load_manifest(path: Path) -> Manifest:
             f"the bundle has no {MANIFEST_NAME} (looked for {path}).",
             hint="Every bundle needs a bedside.toml beside config.json; see docs/submission-format.md.",
         )
+    raw = read_bounded(path, MAX_MANIFEST_BYTES, MANIFEST_NAME, BundleError, follow_links=False)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BundleError(f"{MANIFEST_NAME} is not UTF-8 text.") from e
     return parse_manifest(text)

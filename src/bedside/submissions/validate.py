@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.errors import BundleError
+from bedside.parsing import parse_json, read_bounded
 from bedside.submissions.bundle import (
     BundleFile,
     BundleLimits,
@@ -75,7 +75,8 @@ EMBEDDING_SUFFIXES = (
     "tok_embeddings.weight",
 )
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers|h|blocks)\.(\d+)\.")
-MAX_TOKENIZER_BYTES = 100 * 1024 * 1024
+MAX_TOKENIZER_BYTES = 64 * 1024 * 1024  # the largest real tokenizer.json files are ~35 MB
+MAX_JSON_BYTES = 16 * 1024 * 1024  # every other JSON file (configs, vocab.json, the index)
 
 
 @dataclass
@@ -141,13 +142,21 @@ def _find_forbidden(obj: Any, path: str) -> str | None:
     return None
 
 
+def json_limit(rel: str) -> int:
+    return MAX_TOKENIZER_BYTES if rel == "tokenizer.json" else MAX_JSON_BYTES
+
+
 def load_json(root: Path, rel: str) -> Any:
-    try:
-        return json.loads((root / rel).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise BundleError(
-            f"{rel} is not valid JSON: {e}.", hint="Re-save it with save_pretrained."
-        ) from e
+    """Parse a bundle JSON file; its size is checked before it is read."""
+    data = read_bounded(
+        root / rel,
+        json_limit(rel),
+        rel,
+        BundleError,
+        follow_links=False,
+        hint="Ship the files save_pretrained writes; they are far smaller.",
+    )
+    return parse_json(data, rel, BundleError, hint="Re-save it with save_pretrained.")
 
 
 def check_json_files(root: Path, files: Sequence[BundleFile]) -> dict[str, Any]:
@@ -251,11 +260,7 @@ def check_tokenizer(
             hint="Save it next to the model with tokenizer.save_pretrained(dir).",
         )
     size: int | None = None
-    if "tokenizer.json" in names:
-        if (root / "tokenizer.json").stat().st_size > MAX_TOKENIZER_BYTES:
-            raise BundleError(
-                f"tokenizer.json is larger than {MAX_TOKENIZER_BYTES // 2**20} MB; refused."
-            )
+    if "tokenizer.json" in names:  # already parsed (size-capped) by check_json_files
         from tokenizers import Tokenizer  # only here: the CLI must start without it
 
         try:

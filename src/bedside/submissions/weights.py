@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import struct
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.errors import BundleError
+from bedside.parsing import parse_json, read_bounded
 
 DTYPE_BYTES = {
     "BOOL": 1,
@@ -72,7 +72,7 @@ class WeightsInfo:
         return sorted({t.dtype for t in self.tensors.values()})
 
 
-def read_header(path: Path, max_header_bytes: int = 100 * 1024 * 1024) -> dict[str, TensorInfo]:
+def read_header(path: Path, max_header_bytes: int = 16 * 1024 * 1024) -> dict[str, TensorInfo]:
     """Parse and check one safetensors file's header; return its tensors."""
     name = path.name
     size = path.stat().st_size
@@ -91,13 +91,13 @@ def read_header(path: Path, max_header_bytes: int = 100 * 1024 * 1024) -> dict[s
                 f"{name}: the safetensors header length ({n}) runs past the end of the file ({size} bytes)."
             )
         raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(
-            f"{name}: the safetensors header is not valid JSON ({e}).",
-            hint="The file is truncated or not safetensors; re-save it.",
-        ) from e
+    header = parse_json(
+        raw,
+        f"{name}: the safetensors header",
+        BundleError,
+        max_depth=4,  # {name: {"shape": [..]}}: three levels
+        hint="The file is truncated or not safetensors; re-save it.",
+    )
     if not isinstance(header, dict):
         raise BundleError(
             f"{name}: the safetensors header must be a JSON object; found {type(header).__name__}."
@@ -168,10 +168,10 @@ def read_header(path: Path, max_header_bytes: int = 100 * 1024 * 1024) -> dict[s
 
 
 def _read_index(root: Path) -> dict[str, str]:
-    try:
-        idx = json.loads((root / INDEX_NAME).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{INDEX_NAME} is not valid JSON: {e}.") from e
+    data = read_bounded(
+        root / INDEX_NAME, 16 * 1024 * 1024, INDEX_NAME, BundleError, follow_links=False
+    )
+    idx = parse_json(data, INDEX_NAME, BundleError)
     wm = idx.get("weight_map") if isinstance(idx, dict) else None
     if not isinstance(wm, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in wm.items()
@@ -181,7 +181,7 @@ def _read_index(root: Path) -> dict[str, str]:
 
 
 def inspect_weights(
-    root: Path, files: list[str], max_header_bytes: int = 100 * 1024 * 1024
+    root: Path, files: list[str], max_header_bytes: int = 16 * 1024 * 1024
 ) -> WeightsInfo:
     """Check the bundle's safetensors file(s) and return every tensor's dtype and shape."""
     shards = sorted(f for f in files if re.match(r"^model-\d{5}-of-\d{5}\.safetensors$", f))
