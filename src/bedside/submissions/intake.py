@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,50 @@ def submit_bundle(
             if _duplicate(conn, row["id"], report.content_hash, corpus.version_id) is None:
                 _check_count(conn, row)
                 _check_budget(conn, row, estimate, report, train_counts, holdout_counts)
+        created = not (ws.bundles_dir / report.content_hash).is_dir()
         store_bundle(ws.bundles_dir, report.root, report.files, report.content_hash)
+        try:
+            return _record_submission(
+                ws,
+                report,
+                contributor,
+                actor,
+                clock,
+                manifest,
+                estimate,
+                train_counts,
+                holdout_counts,
+            )
+        except BaseException:
+            if created:
+                _drop_unreferenced_bundle(ws, report.content_hash)
+            raise
+
+
+def _drop_unreferenced_bundle(ws: Workspace, digest: str) -> None:
+    """Remove a bundle this (refused) submission stored, unless a submission now refers to it.
+
+    Runs inside a write transaction: writers are serialised, and an accepted submission stores
+    its bundle again inside its own write transaction, so none is left pointing at nothing.
+    """
+    s = schema.submissions
+    with ws.store.write() as conn:
+        if conn.execute(select(s.c.id).where(s.c.bundle_hash == digest).limit(1)).first() is None:
+            shutil.rmtree(ws.bundles_dir / digest, ignore_errors=True)
+
+
+def _record_submission(
+    ws: Workspace,
+    report: BundleReport,
+    contributor: str,
+    actor: str,
+    clock: Clock,
+    manifest: dict[str, Any],
+    estimate: dict[str, Any],
+    train_counts: Sequence[int],
+    holdout_counts: Sequence[int],
+) -> dict[str, Any]:
+    """The write transaction of ``submit_bundle``: checks again, inserts, queues, audits."""
     meta = {
         "warnings": report.warnings,
         "n_params": report.n_params,
@@ -185,6 +229,9 @@ def submit_bundle(
             return out
         _check_count(conn, row)
         _check_budget(conn, row, estimate, report, train_counts, holdout_counts)
+        # Stored again (a no-op when present) inside the write transaction: a refused racing
+        # submission of the same bundle may have removed it meanwhile.
+        store_bundle(ws.bundles_dir, report.root, report.files, report.content_hash)
         res = conn.execute(
             s.insert().values(
                 contributor_id=row["id"],
