@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,16 @@ def recipes(epochs: int) -> dict[str, Recipe]:
         Recipe("minilm-full-after", "minilm", {"method": "full", **ft, **FINETUNE_AFTER}),
         Recipe("minilm-lora-before", "minilm", {"method": "lora", **lora, **BEFORE}),
         Recipe("minilm-lora-after", "minilm", {"method": "lora", **lora, **FINETUNE_AFTER}),
+        Recipe(
+            "minilm-head-windows",
+            "minilm",
+            {"method": "head-only", **AFTER, "decision_rule": "argmax"},
+        ),
+        Recipe(
+            "minilm-head-offsets",
+            "minilm",
+            {"method": "head-only", **BEFORE, "decision_rule": "fitted-offsets"},
+        ),
         Recipe("mpnet-head", "mpnet", {"method": "head-only", **AFTER, "windows": 1}),
         Recipe("mpnet-head-windows", "mpnet", {"method": "head-only", **AFTER}),
     ]
@@ -204,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--work", type=Path, default=None, help="job dirs and embedding caches")
     a = ap.parse_args(argv)
     if a.quick:
         a.folds, a.rows, a.epochs = 2, a.rows or 600, 1
@@ -223,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     if "tfidf" not in names:
         names.insert(0, "tfidf")  # the difference is always against the same run's baseline
     results: dict[str, dict[str, Any]] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="bedside-quality-"))
+    tmp = a.work or Path(tempfile.mkdtemp(prefix="bedside-quality-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     print(
         f"dev.csv: {len(df)} rows, {k} classes, {a.folds} grouped stratified folds, seed {a.seed}"
     )
@@ -232,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.max_length and r.train:
             r.train["max_length"] = a.max_length
         n_folds = a.use_folds if (r.finetunes and a.use_folds) else a.folds
-        shared = tmp / f"{name}-embeddings" if r.train.get("method") == "head-only" else None
+        shared = None
+        if r.train.get("method") == "head-only":  # one cache per encoder and window settings
+            t = manifest(r)["train"]
+            how = (t["max_length"], t["windows"], t["window_stride"], t["window_pooling"])
+            shared = tmp / ("{}-{}-{}-{}-{}-embeddings".format(r.checkpoint, *how))
         per: list[dict[str, Any]] = []
         t_recipe = time.monotonic()
         for f, (tr, te) in enumerate(folds[:n_folds]):
@@ -249,9 +266,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 wall = time.monotonic() - t0
             else:
-                probs, compute, wall = run_job(
-                    tmp / f"{name}-fold{f}", r, classes, train, test, shared, a.threads
-                )
+                job = tmp / f"{name}-fold{f}"
+                if job.exists():
+                    shutil.rmtree(job)
+                probs, compute, wall = run_job(job, r, classes, train, test, shared, a.threads)
             f1, recall = score(y[te], probs, k)
             val = compute.get("validation") or {}
             per.append(

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from bedside.config import JobLimits, Policy
 from bedside.data.corpus import ClassInfo, group_key, write_version_files
-from bedside.jobs.staging import prepare_job_dir
 from bedside.jobs.queue import enqueue_for_submission
 from bedside.jobs.spec import JobSpec
+from bedside.jobs.staging import prepare_job_dir
 from bedside.sandbox.launch import BwrapLauncher, Launcher, PlainLauncher
 from bedside.store import schema
 from bedside.store.store import utcnow
