@@ -188,3 +188,20 @@ def test_cli_baseline_add_and_list(corpus_ws: Workspace, tmp_path: Path) -> None
     bad = run(_app(), [*ws, "baseline", "add", "x", str(tmp_path / "missing.csv")])
     assert bad.exit_code != 0
     assert run(_app(), ["baseline", "add", "--help"]).exit_code == 0
+
+
+def test_current_classifier_first_does_not_stand_in_for_the_internal_baseline(
+    corpus_ws: Workspace, tmp_path: Path
+) -> None:
+    from bedside.evaluation.baseline import ensure_baselines
+    from bedside.evaluation.results import baseline_results
+
+    current = add_current_baseline(
+        corpus_ws, "current classifier", _csv(tmp_path, _predictions(corpus_ws))
+    )
+    tfidf = ensure_baselines(corpus_ws)
+    assert tfidf is not None and tfidf != current
+    assert get_result(corpus_ws, tfidf)["model_label"] == BASELINE_LABEL
+    assert [r["id"] for r in baseline_results(corpus_ws)] == [tfidf]
+    assert [r["id"] for r in baseline_results(corpus_ws, kind="current")] == [current]
+    assert ensure_baselines(corpus_ws) == tfidf  # idempotent

@@ -210,8 +210,12 @@ def results_for_submission(ws: Workspace, submission_id: int) -> list[dict[str, 
     return _rows(ws, schema.results.c.submission_id == submission_id)
 
 
-def baseline_results(ws: Workspace, corpus_version_id: int | None = None) -> list[dict[str, Any]]:
-    """Internal baseline results (phase 0, no submission), oldest first; optionally of one version.
+def baseline_results(
+    ws: Workspace, corpus_version_id: int | None = None, kind: str | None = "tfidf"
+) -> list[dict[str, Any]]:
+    """Baseline results (phase 0, no submission) of one kind, oldest first; optionally of one
+    corpus version. ``kind`` is the provenance's ``baseline``: ``"tfidf"`` (the internal baseline,
+    the default), ``"current"`` (the owner's current classifier) or ``None`` for both.
 
     >>> baseline_results(ws, corpus_version_id=1)[-1]["model_label"]  # doctest: +SKIP
     'internal baseline (TF-IDF + LR)'
@@ -220,7 +224,10 @@ def baseline_results(ws: Workspace, corpus_version_id: int | None = None) -> lis
     conds = [t.c.submission_id.is_(None), t.c.phase == 0]
     if corpus_version_id is not None:
         conds.append(t.c.corpus_version_id == corpus_version_id)
-    return _rows(ws, *conds)
+    rows = _rows(ws, *conds)
+    if kind is None:
+        return rows
+    return [r for r in rows if ((r.get("provenance") or {}).get("baseline") or "tfidf") == kind]
 
 
 def compare_results(
