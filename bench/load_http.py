@@ -340,7 +340,7 @@ def run(
             ).scalar_one()
         if left == 0:
             break
-        if kill_node and node_killed_at is None and running and ray is not None:
+        if kill_node and node_killed_at is None and done >= 2 and running and ray is not None:
             faults["node_killed_with_running_jobs"] = running
             faults["done_at_kill"] = done
             ray_cluster.nodes[0].kill()
@@ -432,6 +432,7 @@ def main() -> None:
     ap.add_argument("--pollers", type=int, default=50)
     ap.add_argument("--pg", default=os.environ.get("BEDSIDE_TEST_POSTGRES"))
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--ray-only", action="store_true", help="only the Ray run")
     ap.add_argument("--timeout", type=float, default=300, help="per run")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bedside-loadhttp-"))
@@ -448,7 +449,7 @@ def main() -> None:
     else:
         print("postgres: left out (no --pg / BEDSIDE_TEST_POSTGRES)")
     out = []
-    for i, (name, base, w, restart) in enumerate(plan):
+    for i, (name, base, w, restart) in enumerate([] if a.ray_only else plan):
         label = name + (" + API restart" if restart else "")
         url = load.fresh_pg_url(base) if base else None
         out.append(
