@@ -93,41 +93,30 @@ def _graph_module(predictor: Any) -> Any:
     return Classifier(predictor.model).eval()
 
 
-def export_onnx(
-    ws: Workspace, submission_id: int, texts: list[str] | None = None, opset: int = 17
-) -> dict[str, Any]:
-    """Export the screening model of ``submission_id`` to ``artefacts/screening/JOB/onnx/``
-    (``model.onnx``, ``onnx.json``, tokenizer and ``decision.json``, and the model card as
-    ``README.md``); returns the check's numbers."""
+def export_graph(predictor: Any, dest: Path, opset: int = 17) -> float:
+    """Write ``predictor``'s network as ``dest/model.onnx`` with ``onnx.json`` (classes, window
+    settings) and its tokenizer; returns the export's seconds. No check: ``export_onnx`` runs it.
+
+    The one export path: ``bedside export --onnx`` and ``bench/screen_speed.py`` both call it."""
     import time
 
-    import numpy as np
     import torch
 
-    from bedside.data.corpus import load_corpus
-    from bedside.engine.inference import load_predictor
-    from bedside.engine.screen import load_onnx_predictor, onnx_settings
-    from bedside.screening.card import write_card
+    from bedside.engine.screen import onnx_settings
 
-    _need_onnx()
-    model = model_for_submission(ws, submission_id)
-    predictor = load_predictor(model.model_dir(ws), ws.bundles_dir / model.bundle_hash)
-    dest = model.onnx_dir(ws)
-    tmp = dest.with_name("onnx.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True, mode=0o700)
+    dest = Path(dest)
     module = _graph_module(predictor)
     tok = predictor.tokenizer
     sample = tok(["a short example", "another example text"], padding=True, return_tensors="pt")
     t0 = time.monotonic()
     # The tracer warns about shape checks it freezes as constants; the torch-vs-onnxruntime
-    # check below is what tells whether the graph still holds for other shapes.
+    # check in export_onnx is what tells whether the graph still holds for other shapes.
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
             (sample["input_ids"], sample["attention_mask"]),
-            str(tmp / "model.onnx"),
+            str(dest / "model.onnx"),
             input_names=["input_ids", "attention_mask"],
             output_names=["scores"],
             dynamic_axes={
@@ -139,17 +128,42 @@ def export_onnx(
             dynamo=False,
         )
     export_s = time.monotonic() - t0
-    head_only = predictor.head is not None
     meta = {
-        "head_only": head_only,
+        "head_only": predictor.head is not None,
         "classes": predictor.classes,
         "settings": onnx_settings(predictor),
         "opset": opset,
         "inputs": ["input_ids", "attention_mask"],
         "output": "scores",
     }
-    (tmp / "onnx.json").write_text(json.dumps(meta, indent=1))
-    tok.save_pretrained(tmp)
+    (dest / "onnx.json").write_text(json.dumps(meta, indent=1))
+    tok.save_pretrained(dest)
+    return export_s
+
+
+def export_onnx(
+    ws: Workspace, submission_id: int, texts: list[str] | None = None, opset: int = 17
+) -> dict[str, Any]:
+    """Export the screening model of ``submission_id`` to ``artefacts/screening/JOB/onnx/``
+    (``model.onnx``, ``onnx.json``, tokenizer and ``decision.json``, and the model card as
+    ``README.md``); returns the check's numbers."""
+    import numpy as np
+    import torch
+
+    from bedside.data.corpus import load_corpus
+    from bedside.engine.inference import load_predictor
+    from bedside.engine.screen import load_onnx_predictor
+    from bedside.screening.card import write_card
+
+    _need_onnx()
+    model = model_for_submission(ws, submission_id)
+    predictor = load_predictor(model.model_dir(ws), ws.bundles_dir / model.bundle_hash)
+    dest = model.onnx_dir(ws)
+    tmp = dest.with_name("onnx.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, mode=0o700)
+    export_s = export_graph(predictor, tmp, opset)
+    head_only = predictor.head is not None
     if (model.model_dir(ws) / "decision.json").is_file():
         shutil.copyfile(model.model_dir(ws) / "decision.json", tmp / "decision.json")
     if texts is None:
