@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from bedside.workspace import Workspace
 from tests.web.webdata import Populated, populate
@@ -41,3 +44,23 @@ def client(pop: Populated) -> Iterator[TestClient]:
 
     with TestClient(create_app(pop.ws, max_upload_bytes=4096)) as c:
         yield c
+
+
+ORIGIN = "http://testserver"  # TestClient's own origin
+_TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+
+
+def form_token(client: TestClient, path: str = "/login") -> str:
+    """The CSRF token a bedside page gives this client's session."""
+    found = _TOKEN.search(client.get(path).text)
+    assert found, f"no csrf_token field on {path}"
+    return found.group(1)
+
+
+def post_form(
+    client: TestClient, url: str, data: dict[str, Any] | None = None, **kw: Any
+) -> Response:
+    """POST a page form as the browser does: from bedside's own origin, with the form token."""
+    headers = {"Origin": ORIGIN, **kw.pop("headers", {})}
+    body = {**(data or {}), "csrf_token": form_token(client)}
+    return client.post(url, data=body, headers=headers, **kw)

@@ -11,29 +11,33 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from bedside.store import schema
+from tests.web.conftest import post_form
 from tests.web.webdata import CANARY, ROW_PREFIX, Populated
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def login(client: TestClient, token: str) -> None:
-    resp = client.post(
-        "/login", data={"token": token, "next": "/submissions"}, follow_redirects=False
+    resp = post_form(
+        client, "/login", data={"token": token, "next": "/submissions"}, follow_redirects=False
     )
     assert resp.status_code == 303 and resp.headers["location"] == "/submissions"
 
 
 def test_login_sets_a_strict_httponly_cookie(client: TestClient, pop: Populated) -> None:
-    resp = client.post("/login", data={"token": pop.owner}, follow_redirects=False)
+    resp = post_form(client, "/login", data={"token": pop.owner}, follow_redirects=False)
     cookie = resp.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
-    bad = client.post("/login", data={"token": "bsc_wrong"})
+    bad = post_form(client, "/login", data={"token": "bsc_wrong"})
     assert bad.status_code == 401 and "not valid" in bad.text
-    evil = client.post(
-        "/login", data={"token": pop.owner, "next": "//evil.example"}, follow_redirects=False
+    evil = post_form(
+        client,
+        "/login",
+        data={"token": pop.owner, "next": "//evil.example"},
+        follow_redirects=False,
     )
     assert evil.headers["location"] == "/leaderboard"
-    out = client.post("/logout", follow_redirects=False)
+    out = post_form(client, "/logout", follow_redirects=False)
     assert out.status_code == 303 and 'bedside_session=""' in out.headers["set-cookie"]
 
 
@@ -93,14 +97,16 @@ def test_contributor_pages_before_and_after_publishing(client: TestClient, pop: 
     other = client.get(f"/submissions/{pop.submissions['globex'][0]}")
     assert other.status_code == 404 and "MedMiniLM" not in other.text
     assert client.get("/admin").status_code == 404
-    assert client.post("/admin/publish", data={"publish": "1"}).status_code == 404
+    assert post_form(client, "/admin/publish", data={"publish": "1"}).status_code == 404
     data = client.get("/data").text
     assert "Exploratory Data Analysis" in data and "<svg" in data and CANARY not in data
 
     client.cookies.clear()
     login(client, pop.owner)
     assert (
-        client.post("/admin/publish", data={"publish": "1"}, follow_redirects=False).status_code
+        post_form(
+            client, "/admin/publish", data={"publish": "1"}, follow_redirects=False
+        ).status_code
         == 303
     )
     client.cookies.clear()
@@ -120,21 +126,23 @@ def test_impact_page_form(client: TestClient, pop: Populated) -> None:
 
 def test_admin_forms(client: TestClient, pop: Populated) -> None:
     login(client, pop.owner)
-    created = client.post("/admin/contributors", data={"name": "hooli", "max_submissions": "2"})
+    created = post_form(
+        client, "/admin/contributors", data={"name": "hooli", "max_submissions": "2"}
+    )
     assert created.status_code == 200 and "shown only once" in created.text
     token = re.search(r'<div class="token">(bsc_[^<]+)</div>', created.text)
     assert token
-    client.post("/admin/contributors/hooli", data={"budget_pflops": "12", "action": "update"})
-    client.post("/admin/contributors/hooli", data={"action": "revoke"})
+    post_form(client, "/admin/contributors/hooli", data={"budget_pflops": "12", "action": "update"})
+    post_form(client, "/admin/contributors/hooli", data={"action": "revoke"})
     with pop.ws.store.read() as conn:
         row = conn.execute(
             schema.contributors.select().where(schema.contributors.c.name == "hooli")
         ).first()
     assert row is not None and row.budget_pflops == 12 and row.revoked
-    again = client.post("/admin/contributors", data={"name": "hooli"})
+    again = post_form(client, "/admin/contributors", data={"name": "hooli"})
     assert again.status_code == 422 and "already exists" in again.text
     sid = pop.submissions["globex"][0]
-    resp = client.post(f"/admin/submissions/{sid}/rerun", follow_redirects=False)
+    resp = post_form(client, f"/admin/submissions/{sid}/rerun", follow_redirects=False)
     assert resp.headers["location"] == f"/submissions/{sid}"
 
 

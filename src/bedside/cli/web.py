@@ -34,6 +34,12 @@ def serve(
         "127.0.0.1", "--host", help="Interface to listen on (default: this machine only)."
     ),
     port: int = typer.Option(8000, "--port", help="TCP port."),
+    origin: list[str] = typer.Option(
+        [],
+        "--origin",
+        help="A further origin the browser uses for this server, e.g. https://bedside.example "
+        "behind a TLS proxy (form posts from any other origin are refused).",
+    ),
 ) -> None:
     """Run the web app and the HTTP API (uvicorn) until interrupted."""
     from bedside.web.app import serve as run
@@ -42,7 +48,7 @@ def serve(
     console.print(
         f"bedside serving {ws.root} on http://{host}:{port}  (log in with an API token; Ctrl+C stops)"
     )
-    run(ws, host=host, port=port)
+    run(ws, host=host, port=port, origins=tuple(origin))
 
 
 def publish(ctx: typer.Context) -> None:

@@ -6,6 +6,10 @@ they come from the library (``BedsideError.to_dict()``), from routing (404/405) 
 validation (422). Pages render the same three fields as an HTML error page, and send an
 unauthenticated visitor to the login form instead.
 
+Every unsafe request passes ``guard.same_origin`` (one app-wide dependency) and every page form
+``guard.check_form`` (its CSRF token); ``serve`` runs uvicorn with the limits and timeouts of
+``web.server``.
+
 Example::
 
     import uvicorn
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bedside import __version__
 from bedside.errors import AuthError, BedsideError
+from bedside.web import guard
 from bedside.web.deps import COOKIE
 from bedside.workspace import Workspace
 
@@ -77,6 +82,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             resp = _error_json(exc.http_status, exc.code, exc.message, exc.hint)
             if isinstance(exc, AuthError):
                 resp.headers["WWW-Authenticate"] = "Bearer"
+            if isinstance(exc, guard.LoginRateLimited):
+                resp.headers["Retry-After"] = str(exc.retry_after)
             return resp
         if isinstance(exc, AuthError):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -121,9 +128,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def create_app(ws: Workspace, *, max_upload_bytes: int | None = None) -> FastAPI:
+def create_app(
+    ws: Workspace, *, max_upload_bytes: int | None = None, origins: tuple[str, ...] = ()
+) -> FastAPI:
     """The bedside web app for ``ws``. ``max_upload_bytes`` overrides the policy's
-    ``max_bundle_mb`` (tests use a tiny limit)."""
+    ``max_bundle_mb`` (tests use a tiny limit); ``origins`` are further origins trusted by the
+    same-origin check (e.g. ``https://bedside.example`` behind a TLS proxy)."""
     from bedside.web import api, pages, screening
 
     app = FastAPI(
@@ -133,7 +143,9 @@ def create_app(ws: Workspace, *, max_upload_bytes: int | None = None) -> FastAPI
         docs_url=None,  # the Swagger UI loads from a CDN; we serve the JSON spec only
         redoc_url=None,
         openapi_url="/openapi.json",
+        dependencies=[Depends(guard.same_origin)],
     )
+    guard.install(app, origins=origins)
     app.state.ws = ws
     app.state.max_upload_bytes = max_upload_bytes
 
@@ -153,8 +165,13 @@ def create_app(ws: Workspace, *, max_upload_bytes: int | None = None) -> FastAPI
     return app
 
 
-def serve(ws: Workspace, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app with uvicorn until interrupted."""
+def serve(
+    ws: Workspace, host: str = "127.0.0.1", port: int = 8000, origins: tuple[str, ...] = ()
+) -> None:
+    """Run the app with uvicorn until interrupted: request heads capped at 16 KiB and due within
+    10 s, a body that stalls 30 s answered 408, keep-alive 5 s, at most 64 connections."""
     import uvicorn
 
-    uvicorn.run(create_app(ws), host=host, port=port, log_level="info", proxy_headers=False)
+    from bedside.web.server import server_config
+
+    uvicorn.Server(server_config(create_app(ws, origins=origins), host, port)).run()

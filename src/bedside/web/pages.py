@@ -1,7 +1,9 @@
 """Server-rendered pages (jinja2). Same library calls and the same visibility rules as the API.
 
 Logging in stores the API token in an HttpOnly, SameSite=Strict cookie (see ``deps``); the
-owner's forms are plain POSTs answered with a redirect.
+owner's forms are plain POSTs answered with a redirect. Every form carries the session's CSRF
+token (``csrf_field`` in ``_macros.html``, checked by ``guard.check_form`` on this router) and
+the login form is rate-limited per client address, each failure audited (``guard``).
 """
 
 from __future__ import annotations
@@ -9,18 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from bedside import __version__, leaderboard
 from bedside.auth import Principal, authenticate
 from bedside.errors import AuthError, BedsideError, ConfigError
-from bedside.web import charts, queries
+from bedside.web import charts, guard, queries
 from bedside.web.deps import COOKIE, WS, MaybeViewer, Owner, Viewer
 from bedside.web.eda_view import eda_view
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(guard.check_form)])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 
 
@@ -90,14 +92,19 @@ def page(
     from bedside.submissions.window import utc_now
 
     ws = request.app.state.ws
+    csrf, presession = guard.form_token(request)
     ctx.update(
         request=request,
         viewer=viewer,
         header=workspace_header(ws, viewer, utc_now()) if viewer is not None else None,
         published=leaderboard.is_published(ws),
         active=ctx.get("active", ""),
+        csrf=csrf,
     )
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+    resp = templates.TemplateResponse(request, name, ctx, status_code=status)
+    if presession is not None:
+        guard.set_presession(resp, request, presession)
+    return resp
 
 
 def render_error(request: Request, status: int, err: dict[str, Any]) -> HTMLResponse:
@@ -133,20 +140,34 @@ def login_form(request: Request, next: str | None = None) -> Response:
 def login(
     request: Request, ws: WS, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""
 ) -> Response:
-    try:
-        authenticate(ws, token.strip())
-    except AuthError as e:
+    limiter: guard.LoginLimiter = request.app.state.login_limiter
+    client = guard.client_address(request)
+
+    def refuse(err: BedsideError, status: int) -> HTMLResponse:
         return page(
             request,
             "login.html",
             None,
-            status=401,
-            error=e.to_dict(),
+            status=status,
+            error=err.to_dict(),
             next=_safe_next(next),
             active="login",
         )
-    resp = RedirectResponse(_safe_next(next), status_code=303)
-    resp.set_cookie(
+
+    try:
+        limiter.check(client)
+    except guard.LoginRateLimited as e:
+        resp = refuse(e, 429)
+        resp.headers["Retry-After"] = str(e.retry_after)
+        return resp
+    try:
+        authenticate(ws, token.strip())
+    except AuthError as e:
+        failures = limiter.failed(client)
+        _audit_login_failure(ws, client, e, failures)
+        return refuse(e, 401)
+    done = RedirectResponse(_safe_next(next), status_code=303)
+    done.set_cookie(
         COOKIE,
         token.strip(),
         httponly=True,
@@ -155,7 +176,21 @@ def login(
         path="/",
         max_age=12 * 3600,
     )
-    return resp
+    return done
+
+
+def _audit_login_failure(ws: Any, client: str, err: AuthError, failures: int) -> None:
+    """One audit row per failed login: the address and why, never the token sent."""
+    from bedside.store import audit
+
+    payload = {
+        "client": client,
+        "reason": err.message,
+        "failures_in_window": failures,
+        "limited": failures >= guard.MAX_FAILURES,
+    }
+    with ws.store.write() as conn:
+        audit.append(conn, f"web:{client}", "login.failed", payload)
 
 
 @router.post("/logout")

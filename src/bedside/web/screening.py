@@ -13,18 +13,19 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from bedside.errors import BedsideError, DataError
+from bedside.web import guard
 from bedside.web.deps import WS, Owner
 
 MAX_UPLOAD = 4 * 2**30  # a 2-million-row CSV of abstracts is ~3 GB at most
 CHUNK = 1 << 20
 
 api = APIRouter(prefix="/api/screening", tags=["screening"])
-pages = APIRouter(include_in_schema=False)
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(guard.check_form)])
 Json = dict[str, Any]
 
 
