@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from bedside import __version__
-from bedside.cli.common import CONTEXT, err_console
+from bedside.cli.common import CONTEXT, err_console, safe
 from bedside.errors import BedsideError
 
 app = typer.Typer(
@@ -62,9 +62,9 @@ def main() -> None:
     try:
         app()
     except BedsideError as e:
-        err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {safe(e.message)}", highlight=False)
         if e.hint:
-            err_console.print(f"  {e.hint}", highlight=False)
+            err_console.print(f"  {safe(e.hint)}", highlight=False)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -1,8 +1,15 @@
-"""Shared CLI plumbing: finding the workspace, printing tables or JSON, progress bars."""
+"""Shared CLI plumbing: finding the workspace, printing tables or JSON, progress bars.
+
+Text that came from input (column headers, labels, class and member names, config values, error
+messages quoting them) goes through ``safe`` before Rich prints it: markup is escaped, and control
+characters (ESC of ANSI/OSC sequences, CR, newlines inside a value) are shown as ``\\x1b``-style
+escapes, so input can neither crash a command, nor become a hyperlink, nor forge a line.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -10,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bedside.workspace import Workspace
@@ -18,6 +26,26 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 # Wide enough that model and class names are not split across lines in pipes and logs.
 console = Console(width=max(Console().width, 140))
 err_console = Console(stderr=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def safe(text: Any, *, newlines: bool = False) -> str:
+    """``text`` ready for Rich: markup escaped, control characters shown escaped.
+
+    Example: ``safe("[/x]\\x1b[2J")`` prints as ``[/x]\\x1b[2J`` (literal text, no screen clear).
+    ``newlines=True`` keeps newlines (for multi-line text that bedside itself wrote).
+    """
+
+    def show(m: re.Match[str]) -> str:
+        ch = m.group(0)
+        if newlines and ch == "\n":
+            return ch
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return escape(_CONTROL.sub(show, str(text)))
 
 
 class Format(StrEnum):
@@ -54,11 +82,11 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False)
+    table = Table(title=safe(title) if title else None, show_lines=False)
     for c in columns:
-        table.add_column(c)
+        table.add_column(safe(c))
     for r in rows:
-        table.add_row(*["" if v is None else str(v) for v in r])
+        table.add_row(*["" if v is None else safe(v) for v in r])
     console.print(table)
 
 
