@@ -34,7 +34,15 @@ from bedside.store.store import utcnow
 from bedside.workspace import Workspace
 
 CLASSES = ("neoplasms", "digestive system diseases", "cardiovascular diseases")
-STANDIN = ["{python}", "-m", "bedside.testing.standin", "{job}", "0"]
+# seconds of stand-in "training" per job: BEDSIDE_BENCH_STANDIN_S (load_http's Ray node kill sets
+# it, so the kill lands on tasks in flight)
+STANDIN = [
+    "{python}",
+    "-m",
+    "bedside.testing.standin",
+    "{job}",
+    os.environ.get("BEDSIDE_BENCH_STANDIN_S", "0"),
+]
 
 
 def fresh_pg_url(base: str) -> str:

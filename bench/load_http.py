@@ -475,6 +475,7 @@ def main() -> None:
     if not a.no_ray:
         from bedside.testing.raynodes import LocalCluster
 
+        os.environ["BEDSIDE_BENCH_STANDIN_S"] = "4"  # tasks in flight when the node dies
         with LocalCluster() as ray_cluster:
             ray_cluster.add_node(cpus=2)
             ray_cluster.add_node(cpus=2)
