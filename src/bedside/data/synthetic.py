@@ -64,9 +64,12 @@ MIX = (0.35, 0.7)  # ambiguous abstracts: share of class slots that go to the se
 
 def class_counts(n: int) -> dict[str, int]:
     """Rows per class for ``n`` rows (largest remainder), e.g. ``class_counts(1000)["neoplasms"] == 219``."""
-    raw = {c: n * SHARES[c] for c in CLASSES}
+    # The shares sum to 0.999: scaled to 1, the remainders to hand out stay below one per class
+    # (unscaled, n=14438 left 14 rows over for 5 classes and wrote 14,426 rows).
+    total = sum(SHARES[c] for c in CLASSES)
+    raw = {c: n * SHARES[c] / total for c in CLASSES}
     counts = {c: int(raw[c]) for c in CLASSES}
-    # Ties (the shares sum to 0.999) go to the larger class; rounding hides float noise.
+    # Ties go to the larger class; rounding hides float noise.
     by_remainder = sorted(CLASSES, key=lambda c: (-round(raw[c] - counts[c], 9), -SHARES[c]))
     for c in by_remainder[: n - sum(counts.values())]:
         counts[c] += 1
