@@ -107,3 +107,18 @@ def test_flags_follow_the_thresholds() -> None:
     probs = np.array([[0.2, 0.8], [0.6, 0.4]])
     f = flag_matrix(probs, ["a", "b"], {"b": 0.5})
     assert f.tolist() == [[False, True], [False, False]]
+
+
+def test_an_unreachable_recall_of_one_says_so_with_the_best_reachable() -> None:
+    # a quarter of class b scores below every other abstract: recall 1.0 needs flagging all
+    n = 200
+    ids = [f"r{i}" for i in range(n)]
+    y = np.array([1 if i % 4 == 1 else 0 for i in range(n)])
+    b = np.where(y == 1, np.where(np.arange(n) % 8 == 1, 0.1, 0.9), 0.5)
+    probs = np.column_stack([1 - b, b])
+    ops = operating_points(y, probs, ["a", "b"], ids, {"b": 1.0}, resamples=100)
+    (p,) = ops.points
+    assert not p.reached and p.threshold == 0.9
+    assert p.tuning_recall is not None and 0 < p.tuning_recall < 1
+    assert "no threshold reaches recall 1.00 without flagging every abstract" in p.message
+    assert f"the best reachable is {p.tuning_recall:.3f}" in p.message
