@@ -110,17 +110,25 @@ def _length_summary(eda: dict[str, Any]) -> Figure:
     return fig
 
 
+def _literal_text() -> Any:
+    """Class names are input: `$...$` is drawn as text, never parsed as mathtext."""
+    import matplotlib
+
+    return matplotlib.rc_context({"text.parse_math": False, "text.usetex": False})
+
+
 def eda_figures(eda: dict[str, Any]) -> dict[str, Figure]:
     """The EDA charts as matplotlib figures, keyed by name.
 
     >>> sorted(eda_figures(compute_eda(corpus)))  # doctest: +SKIP
     ['class_distribution', 'word_length_by_class', 'word_length_histograms']
     """
-    return {
-        "class_distribution": _class_distribution(eda),
-        "word_length_histograms": _histograms(eda),
-        "word_length_by_class": _length_summary(eda),
-    }
+    with _literal_text():
+        return {
+            "class_distribution": _class_distribution(eda),
+            "word_length_histograms": _histograms(eda),
+            "word_length_by_class": _length_summary(eda),
+        }
 
 
 def write_eda_plots(eda: dict[str, Any], out_dir: Path | str, fmt: str = "png") -> list[Path]:
@@ -136,10 +144,11 @@ def write_eda_plots(eda: dict[str, Any], out_dir: Path | str, fmt: str = "png") 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, fig in eda_figures(eda).items():
-        p = out / f"{name}.{fmt}"
-        fig.savefig(p, format=fmt, dpi=120)
-        paths.append(p)
+    with _literal_text():
+        for name, fig in eda_figures(eda).items():
+            p = out / f"{name}.{fmt}"
+            fig.savefig(p, format=fmt, dpi=120)
+            paths.append(p)
     return paths
 
 
@@ -150,9 +159,10 @@ def eda_svgs(eda: dict[str, Any]) -> dict[str, str]:
     True
     """
     out = {}
-    for name, fig in eda_figures(eda).items():
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg")
-        text = buf.getvalue()
-        out[name] = text[text.index("<svg") :]  # drop the XML prologue and doctype
+    with _literal_text():
+        for name, fig in eda_figures(eda).items():
+            buf = io.StringIO()
+            fig.savefig(buf, format="svg")
+            text = buf.getvalue()
+            out[name] = text[text.index("<svg") :]  # drop the XML prologue and doctype
     return out

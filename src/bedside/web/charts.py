@@ -48,6 +48,9 @@ def _render(
         "text.color": INK,
         "axes.spines.top": False,
         "axes.spines.right": False,
+        # class and model names are input: `$...$` must stay text, not mathtext (which can fail)
+        "text.parse_math": False,
+        "text.usetex": False,
     }
     with _LOCK, matplotlib.rc_context(rc):
         fig = Figure(figsize=(width, height))
