@@ -44,7 +44,9 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on form posts,
+    # which the same-origin check (guard.py) must refuse; other origins still get no referrer
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
