@@ -24,6 +24,9 @@ from typing import Any
 from bedside.errors import ConfigError
 
 SHARE_TOLERANCE = 0.02  # shares released rounded (e.g. to 3 decimals) may not sum to exactly 1
+# Amounts and counts are bounded so that every product and sum stays finite (1e15 x 1e15 x a few
+# terms is far below float max): finite inputs such as 1e308 used to give inf/NaN in the output.
+MAX_AMOUNT = 1e15
 
 
 def _check_amount(name: str, value: float) -> None:
@@ -34,6 +37,11 @@ def _check_amount(name: str, value: float) -> None:
         or value < 0
     ):
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}.")
+    if value > MAX_AMOUNT:
+        raise ConfigError(
+            f"{name} must be at most {MAX_AMOUNT:.0e}, got {value!r}.",
+            hint="Give the amount in the currency's usual unit; larger figures overflow the estimate.",
+        )
 
 
 @dataclass
@@ -61,8 +69,11 @@ class ImpactAssumptions:
             raise ConfigError(
                 f"abstracts_per_year must be a whole number, got {self.abstracts_per_year!r}."
             )
-        if self.abstracts_per_year < 0:
-            raise ConfigError(f"abstracts_per_year must be >= 0, got {self.abstracts_per_year}.")
+        if not 0 <= self.abstracts_per_year <= MAX_AMOUNT:
+            raise ConfigError(
+                f"abstracts_per_year must be between 0 and {MAX_AMOUNT:.0e}, "
+                f"got {self.abstracts_per_year}."
+            )
         _check_amount("cost_per_missed_paper", self.cost_per_missed_paper)
         _check_amount("reviewer_cost_per_fte", self.reviewer_cost_per_fte)
         _check_amount("reviewer_fte", self.reviewer_fte)
