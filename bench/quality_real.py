@@ -79,6 +79,11 @@ def recipes(epochs: int) -> dict[str, Recipe]:
         Recipe("minilm-head-after", "minilm", {"method": "head-only", **AFTER}),
         Recipe("minilm-full-before", "minilm", {"method": "full", **ft, **BEFORE}),
         Recipe("minilm-full-after", "minilm", {"method": "full", **ft, **FINETUNE_AFTER}),
+        Recipe(  # the "after" settings on one window: a quarter of the windowed recipe's cost
+            "minilm-full-tuned",
+            "minilm",
+            {"method": "full", **ft, **FINETUNE_AFTER, "windows": 1},
+        ),
         Recipe("minilm-lora-before", "minilm", {"method": "lora", **lora, **BEFORE}),
         Recipe("minilm-lora-after", "minilm", {"method": "lora", **lora, **FINETUNE_AFTER}),
         Recipe(
@@ -90,6 +95,12 @@ def recipes(epochs: int) -> dict[str, Recipe]:
             "minilm-head-offsets",
             "minilm",
             {"method": "head-only", **BEFORE, "decision_rule": "fitted-offsets"},
+        ),
+        Recipe("mpnet-head-before", "mpnet", {"method": "head-only", **BEFORE}),
+        Recipe(
+            "mpnet-head-argmax",
+            "mpnet",
+            {"method": "head-only", **AFTER, "windows": 1, "decision_rule": "argmax"},
         ),
         Recipe("mpnet-head", "mpnet", {"method": "head-only", **AFTER, "windows": 1}),
         Recipe("mpnet-head-windows", "mpnet", {"method": "head-only", **AFTER}),
