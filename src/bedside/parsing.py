@@ -184,3 +184,12 @@ def safe_int(text: str) -> int | None:
         return int(s)
     except ValueError:
         return None
+
+
+def has_control(text: str, allow: str = "") -> bool:
+    """True when ``text`` holds C0/C1 control characters (escapes, newlines) other than ``allow``.
+
+    >>> has_control("bundle\x1b[2J"), has_control("a\tb", allow="\t")
+    (True, False)
+    """
+    return any((ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0) and ch not in allow for ch in text)

@@ -351,3 +351,26 @@ def test_duplicate_parquet_column_names(ws: Workspace, tmp_path: Path) -> None:
     pq.write_table(t, p)
     with pytest.raises(DataError):
         add_corpus(ws, p)
+
+
+@pytest.mark.parametrize(
+    "label", ["bundle\x1b[2Jok", "line\nbundle OK", "osc\x1b]8;;http://e\x07x"]
+)
+def test_class_names_with_control_characters_are_refused(
+    ws: Workspace, tmp_path: Path, label: str
+) -> None:
+    p = tmp_path / "ctl.csv"
+    with p.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(8):
+            w.writerow([f"text number {i}", label if i % 2 else "plain"])
+    with pytest.raises(DataError, match="control characters") as e:
+        add_corpus(ws, p)
+    assert "\x1b" not in str(e.value).replace(repr("\x1b")[1:-1], "")  # shown escaped (repr)
+    with ws.store.read() as conn:  # nothing stored for the refused file
+        from sqlalchemy import func, select
+
+        from bedside.store import schema
+
+        assert conn.execute(select(func.count()).select_from(schema.corpus_versions)).scalar() == 0

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bedside.data.corpus import ClassInfo
 from bedside.errors import DataError
-from bedside.parsing import parse_json, read_bounded, safe_int
+from bedside.parsing import has_control, parse_json, read_bounded, safe_int
 
 FORMATS = {
     ".csv": "csv",
@@ -519,6 +519,7 @@ def resolve_classes(
     Numeric ids need ``names`` (from ``--labels``); string labels name themselves. A raw label
     may also be a class name from ``names``.
     """
+    _refuse_control_names(table, labels, names, names_file)
     if names is not None:
         by_key = {c.id: c.name for c in names} | {c.name: c.name for c in names}
         unknown = [i for i, v in enumerate(labels) if v not in by_key]
@@ -541,6 +542,23 @@ def resolve_classes(
         ClassInfo(id=str(i + 1), name=n, description=n) for i, n in enumerate(sorted(set(labels)))
     ]
     return labels, classes
+
+
+def _refuse_control_names(
+    table: Table, labels: pd.Series, names: list[ClassInfo] | None, names_file: str
+) -> None:
+    """Class names reach terminals, pages and charts: refuse escapes and newlines in them."""
+    bad = sorted({c.name for c in names or [] if has_control(c.name)})
+    where = names_file
+    if not bad and names is None:
+        bad = sorted({str(v) for v in set(labels) if has_control(str(v))})
+        where = table.where
+    if bad:
+        raise DataError(
+            f"class name(s) in {where} hold control characters (escapes, newlines): "
+            f"{', '.join(repr(b) for b in bad[:_SHOW])}.",
+            hint="Remove the control characters from those class names and add the file again.",
+        )
 
 
 def sort_classes(classes: list[ClassInfo]) -> list[ClassInfo]:

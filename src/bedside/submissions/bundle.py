@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from bedside.errors import BundleError
+from bedside.parsing import has_control
 
 # Files a bundle may hold. Anything else is refused by name: a short list is easier to reason
 # about than a blocklist, and weights are accepted as safetensors only.
@@ -101,13 +102,9 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def _has_control(name: str) -> bool:
-    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in name)
-
-
 def check_member_name(name: str, archive: str) -> str:
     """Return a normalised relative path, or refuse absolute paths, ``..`` and control characters."""
-    if _has_control(name):
+    if has_control(name):
         raise BundleError(
             f"{archive}: member {name!r} has control characters (newlines, escapes) in its name; "
             "bundle file names are plain text.",
@@ -380,7 +377,7 @@ def scan_files(root: Path, limits: BundleLimits | None = None) -> list[BundleFil
         for name in sorted(dirnames + filenames):
             p = d / name
             rel = p.relative_to(root).as_posix()
-            if _has_control(rel):
+            if has_control(rel):
                 raise BundleError(
                     f"{rel!r} has control characters (newlines, escapes) in its name; bundle "
                     "file names are plain text.",

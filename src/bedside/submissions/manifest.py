@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bedside.errors import BundleError
-from bedside.parsing import parse_toml, read_bounded
+from bedside.parsing import has_control, parse_toml, read_bounded
 
 MANIFEST_NAME = "bedside.toml"
 MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is a page of settings
@@ -100,10 +100,6 @@ def _float(section: str, key: str, value: Any, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _control(text: str, allow: str = "") -> bool:
-    return any((ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0) and ch not in allow for ch in text)
-
-
 def _str_map(section: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise BundleError(f'{MANIFEST_NAME}: [{section}] must be a table of name = "text" pairs.')
@@ -113,7 +109,7 @@ def _str_map(section: str, value: Any) -> dict[str, str]:
             raise BundleError(
                 f"{MANIFEST_NAME}: {section}.{k!r} must be a non-empty string; found {v!r}."
             )
-        if _control(str(k)) or _control(v, allow="\n\t"):
+        if has_control(str(k)) or has_control(v, allow="\n\t"):
             raise BundleError(
                 f"{MANIFEST_NAME}: {section}.{k!r} = {v!r:.80} holds control characters "
                 "(escapes, carriage returns); names and texts are plain text.",
