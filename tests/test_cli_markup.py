@@ -64,15 +64,29 @@ def test_hostile_csv_header_in_an_error(ws: Path, tmp_path: Path) -> None:
     assert "\\x0abundle OK" in res.stderr
 
 
-def test_hostile_labels_in_a_table(ws: Path, tmp_path: Path) -> None:
-    f = tmp_path / "l.csv"
-    with f.open("w", newline="") as fh:
+def _labelled(path: Path, labels: list[str]) -> Path:
+    with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["text", "label"])
         for i in range(100):
-            w.writerow([f"abstract {i} about words number {i * 7}", HOSTILE[i % 4]])
-    res = _cli(ws, "data", "add", str(f))
+            w.writerow([f"abstract {i} about words number {i * 7}", labels[i % len(labels)]])
+    return path
+
+
+def test_hostile_labels_in_a_table(ws: Path, tmp_path: Path) -> None:
+    # Markup in class names is stored and shown literally in the class table.
+    res = _cli(ws, "data", "add", str(_labelled(tmp_path / "l.csv", HOSTILE[:2])))
     assert res.returncode == 0, res.stderr
     _clean(res.stdout + res.stderr)
-    for shown in SHOWN:
+    for shown in SHOWN[:2]:
         assert shown in res.stdout
+
+
+def test_control_characters_in_labels_are_refused_and_shown_escaped(
+    ws: Path, tmp_path: Path
+) -> None:
+    res = _cli(ws, "data", "add", str(_labelled(tmp_path / "c.csv", ["plain", *HOSTILE[2:]])))
+    assert res.returncode == 4, res.stdout
+    _clean(res.stdout + res.stderr)
+    assert "control characters" in res.stderr
+    assert "\\x1b[2J" in res.stderr
