@@ -88,6 +88,34 @@ def job_context(
     return dict(sub), dict(con), load_corpus(ws, int(job_row["corpus_version_id"]))
 
 
+def link_bundle_and_reset_outputs(job_dir: Path, bundle: Path, what: str, hint: str) -> None:
+    """Point ``job_dir/bundle`` at a stored bundle (checked to be one), give the job an empty
+    ``out/`` (a previous attempt's output must never be scored) and a ``checkpoints/`` that is a
+    safe tree to resume from (else it starts over). Every job kind is staged through here.
+    """
+    if not bundle.is_dir():
+        raise JobError(f"{what} is missing (expected {bundle}).", hint=hint)
+    _open_bundle(bundle)
+    link = job_dir / "bundle"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(bundle)
+
+    out = job_dir / "out"
+    if out.is_symlink() or out.is_file():
+        out.unlink()
+    elif out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    ckpt = job_dir / "checkpoints"
+    if outputs.inspect(ckpt).refused:
+        if ckpt.is_dir() and not ckpt.is_symlink():
+            shutil.rmtree(ckpt)
+        else:
+            ckpt.unlink()
+    ckpt.mkdir(exist_ok=True)
+
+
 def prepare_job_dir(ws: Workspace, job_row: dict[str, Any]) -> Path:
     """Build ``WS/jobs/ID`` for a phase 1 or phase 2 job (see the module docstring). Idempotent:
     a retried job gets fresh inputs and an empty ``out/``, and keeps its checkpoints."""
@@ -112,31 +140,12 @@ def prepare_job_dir(ws: Workspace, job_row: dict[str, Any]) -> Path:
     else:
         (inputs / "train.parquet").unlink(missing_ok=True)
 
-    bundle = ws.bundles_dir / str(sub["bundle_hash"])
-    if not bundle.is_dir():
-        raise JobError(
-            f"the bundle of submission {sub['id']} is missing (expected {bundle}).",
-            hint="Restore the workspace's bundles/ folder, or resubmit the bundle.",
-        )
-    _open_bundle(bundle)
-    link = job_dir / "bundle"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(bundle)
-
-    out = job_dir / "out"
-    if out.is_symlink() or out.is_file():
-        out.unlink()
-    elif out.exists():  # a previous attempt's output must never be scored
-        shutil.rmtree(out)
-    out.mkdir()
-    ckpt = job_dir / "checkpoints"
-    if outputs.inspect(ckpt).refused:  # not a safe tree to resume from: start over
-        if ckpt.is_dir() and not ckpt.is_symlink():
-            shutil.rmtree(ckpt)
-        else:
-            ckpt.unlink()
-    ckpt.mkdir(exist_ok=True)
+    link_bundle_and_reset_outputs(
+        job_dir,
+        ws.bundles_dir / str(sub["bundle_hash"]),
+        f"the bundle of submission {sub['id']}",
+        "Restore the workspace's bundles/ folder, or resubmit the bundle.",
+    )
 
     with ws.store.read() as conn:
         budget = remaining_budget_flops(conn, con, int(sub["id"]))

@@ -258,7 +258,7 @@ def stage_screen_job(ws: Workspace, job_row: dict[str, Any]) -> Path:
     """Build ``WS/jobs/ID`` for a screen job. Idempotent: a retried job gets fresh inputs and an
     empty ``out/``."""
     from bedside.data.corpus import load_corpus
-    from bedside.jobs.staging import _open_bundle
+    from bedside.jobs.staging import link_bundle_and_reset_outputs
 
     run, model = _run_of_job(ws, job_row)
     s = schema.submissions
@@ -283,24 +283,12 @@ def stage_screen_job(ws: Workspace, job_row: dict[str, Any]) -> Path:
                     continue
                 shutil.copyfile(f, inputs / "model" / f.name)
                 os.chmod(inputs / "model" / f.name, 0o644)
-    bundle = ws.bundles_dir / model.bundle_hash
-    if not bundle.is_dir():
-        raise JobError(
-            f"the bundle of screening model {model.id} is missing (expected {bundle}).",
-            hint="Restore the workspace's bundles/ folder.",
-        )
-    _open_bundle(bundle)
-    link = job_dir / "bundle"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(bundle)
-    out = job_dir / "out"
-    if out.is_symlink() or out.is_file():
-        out.unlink()
-    elif out.exists():
-        shutil.rmtree(out)
-    out.mkdir()
-    (job_dir / "checkpoints").mkdir(exist_ok=True)
+    link_bundle_and_reset_outputs(
+        job_dir,
+        ws.bundles_dir / model.bundle_hash,
+        f"the bundle of screening model {model.id}",
+        "Restore the workspace's bundles/ folder.",
+    )
     spec = JobSpec(
         job_id=int(job_row["id"]),
         kind="screen",
