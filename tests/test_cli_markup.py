@@ -90,3 +90,11 @@ def test_control_characters_in_labels_are_refused_and_shown_escaped(
     _clean(res.stdout + res.stderr)
     assert "control characters" in res.stderr
     assert "\\x1b[2J" in res.stderr
+
+
+def test_markup_in_a_path_is_printed_literally(ws: Path, tmp_path: Path) -> None:
+    out = tmp_path / "[bold]c[/bold][link=e].csv"
+    res = _cli(ws, "data", "synth", str(out), "--n", "60")
+    assert res.returncode == 0, res.stderr
+    assert out.is_file()
+    assert "[bold]c[/bold][link=e].csv" in res.stdout

@@ -15,6 +15,7 @@ from bedside.cli.common import (
     new_group,
     print_json,
     print_table,
+    safe,
     workspace,
 )
 
@@ -223,7 +224,7 @@ def eda(
         return
     _print_eda(result)
     for p in paths:
-        console.print(f"wrote {p}")
+        console.print(f"wrote {safe(p)}")
 
 
 @data_app.command("synth")
@@ -244,9 +245,9 @@ def synth(
     df = write_synthetic(
         out, n=n, seed=seed, ambiguous_share=ambiguous_share, descriptions=descriptions_out
     )
-    console.print(f"wrote {len(df)} synthetic abstracts to {out}")
+    console.print(f"wrote {len(df)} synthetic abstracts to {safe(out)}")
     if descriptions_out is not None:
-        console.print(f"wrote class descriptions to {descriptions_out}")
+        console.print(f"wrote class descriptions to {safe(descriptions_out)}")
 
 
 def register(app: typer.Typer) -> None:

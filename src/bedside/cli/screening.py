@@ -16,6 +16,7 @@ from bedside.cli.common import (
     emit,
     new_group,
     print_json,
+    safe,
     workspace,
 )
 
@@ -188,8 +189,8 @@ def _print_run(view: dict[str, Any]) -> None:
         f"{s['runtime']} runtime, tier {s['tier']}, {_f(s['wall_s'], 1)} s",
         highlight=False,
     )
-    console.print(f"predicted: {s['predicted']}", highlight=False)
-    console.print(f"flagged: {s['flagged']}", highlight=False)
+    console.print(f"predicted: {safe(s['predicted'])}", highlight=False)
+    console.print(f"flagged: {safe(s['flagged'])}", highlight=False)
     sh = s.get("shadow")
     if sh:
         console.print(
@@ -246,7 +247,7 @@ def screen_cmd(
     else:
         _print_run(view)
         if out is not None and view["state"] == "done":
-            console.print(f"results: {out}", highlight=False)
+            console.print(f"results: {safe(out)}", highlight=False)
     if view["state"] == "failed":
         raise typer.Exit(9)
 

@@ -18,6 +18,7 @@ from bedside.cli.common import (
     emit,
     new_group,
     print_json,
+    safe,
     workspace,
 )
 
@@ -240,7 +241,7 @@ def audit_verify(ctx: typer.Context) -> None:
 
     ok, message = audit.verify(workspace(ctx).store)
     if ok:
-        console.print(f"ok: {message}")
+        console.print(f"ok: {safe(message)}")
         return
     console.print(f"[bold red]broken:[/] {escape(message)}", highlight=False)
     raise typer.Exit(1)
@@ -280,7 +281,7 @@ def report(
     html = render_report(workspace(ctx))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
-    console.print(f"report written to {out} ({len(html) // 1024} KiB)")
+    console.print(f"report written to {safe(out)} ({len(html) // 1024} KiB)")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from bedside.cli.common import FORMAT_OPTION, Format, console, emit, new_group, workspace
+from bedside.cli.common import FORMAT_OPTION, Format, console, emit, new_group, safe, workspace
 from bedside.config import Policy
 from bedside.errors import ConfigError
 from bedside.workspace import Workspace
@@ -28,9 +28,9 @@ def init(
 ) -> None:
     """Create a workspace: store, folders, policy, and the owner's API token (shown once)."""
     ws, token = Workspace.init(directory, db_url=db_url)
-    console.print(f"Workspace created at [bold]{ws.root}[/]")
+    console.print(f"Workspace created at [bold]{safe(ws.root)}[/]")
     console.print(f"Owner API token (shown once, keep it safe): [bold]{token}[/]", soft_wrap=True)
-    console.print(f"Next: `export BEDSIDE_WORKSPACE={ws.root}` and `bedside data add FILE`.")
+    console.print(f"Next: `export BEDSIDE_WORKSPACE={safe(ws.root)}` and `bedside data add FILE`.")
 
 
 @policy_app.command("show")
