@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 RUNS_DIR = "runs"
 RESULTS_FILE = "results.csv"
-FLAGS_FILE = "flags.npz"  # row ids, predicted class and flags, for realised recall later
+FLAGS_FILE = "flags.npz"  # predicted class and flags in input order, for realised recall later
 MISSED_FILE = "shadow_missed.json"  # owner-only row ids
 PROBS_FILE = "probs.f32"
 JOB_CHUNK = 2048  # texts the job predicts at a time
@@ -414,9 +414,11 @@ def collect_screen_job(ws: Workspace, job_row: dict[str, Any], launch_result: La
     predicted = np.zeros(k, dtype=np.int64)
     flagged = np.zeros(k, dtype=np.int64)
     review = 0
-    all_ids: list[str] = []
-    all_pred: list[np.ndarray] = []
-    all_flags: list[np.ndarray] = []
+    # Predictions and flags for realised recall later: n int8 + n x k bools, filled in place
+    # (the row ids stay in the run's input file, so nothing here grows with Python objects).
+    all_pred = np.zeros(n, dtype=np.int8)
+    all_flags = np.zeros((n, k), dtype=bool)
+    at = 0
     tmp = d / (RESULTS_FILE + ".partial")
     cols = ["text"] if baseline is not None else []
     batches = texts_pf.iter_batches(batch_size=JOB_CHUNK, columns=["row_id", *cols])
@@ -462,9 +464,9 @@ def collect_screen_job(ws: Workspace, job_row: dict[str, Any], launch_result: La
                     table["current_label"] = names[cur]
                     table["agrees"] = (cur == pred).astype(int)
                 pd.DataFrame(table).to_csv(fh, header=False, index=False, float_format="%.6f")
-                all_ids.extend(ids)
-                all_pred.append(pred.astype(np.int8))
-                all_flags.append(fl)
+                all_pred[at : at + len(ids)] = pred
+                all_flags[at : at + len(ids)] = fl
+                at += len(ids)
             reader.finish()
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -472,9 +474,8 @@ def collect_screen_job(ws: Workspace, job_row: dict[str, Any], launch_result: La
     os.replace(tmp, d / RESULTS_FILE)
     np.savez_compressed(
         d / FLAGS_FILE,
-        row_ids=np.asarray(all_ids, dtype=np.str_),
-        predicted=np.concatenate(all_pred),
-        flags=np.concatenate(all_flags),
+        predicted=all_pred[:at],
+        flags=all_flags[:at],
         classes=np.asarray(classes, dtype=np.str_),
     )
     os.chmod(d / FLAGS_FILE, 0o600)
@@ -559,10 +560,18 @@ def realised_for_run(ws: Workspace, run_id: int) -> dict[str, Any]:
     path = run_dir(ws, run_id) / FLAGS_FILE
     if not path.is_file():
         raise NotFoundError(f"screening run {run_id} has no results yet (state {run.state}).")
+    import pyarrow.parquet as pq
+
     with np.load(path, allow_pickle=False) as z:
-        ids = [str(r) for r in z["row_ids"]]
         flags = np.asarray(z["flags"], dtype=bool)
         classes = [str(c) for c in z["classes"]]
+    ids = [str(r) for r in pq.read_table(path.parent / SCREEN_FILE, columns=["row_id"])["row_id"]]
+    if len(ids) != len(flags):
+        raise JobError(
+            f"screening run {run_id}: {len(flags)} flagged rows but {len(ids)} input rows; "
+            "the run's files do not belong together.",
+            hint="Screen the file again.",
+        )
     corpus = load_corpus(ws)
     labelled = {
         str(r): str(lab)
