@@ -25,6 +25,24 @@ from tests.sandbox.conftest import require_tier
 from tests.sandbox.test_attacks import _marked_processes
 
 
+def _descendants(root: int) -> set[int]:
+    """Pids below ``root`` in the host's process tree (read from /proc)."""
+    parent: dict[int, int] = {}
+    for e in os.scandir("/proc"):
+        if e.name.isdigit():
+            try:
+                stat = Path(f"/proc/{e.name}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(e.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - out
+        out |= frontier
+    return out
+
+
 def _complete_checkpoints(d: Path) -> list[int]:
     return sorted(
         int(p.name.split("-")[1]) for p in d.glob("checkpoint-*") if (p / "COMPLETE").exists()
@@ -61,13 +79,18 @@ def test_sigkill_mid_training_then_resume_from_the_last_complete_checkpoint(tmp_
         assert wait_for(lambda: bool(_complete_checkpoints(ckpts)), timeout_s=180, every_s=0.05), (
             "no checkpoint"
         )
+        # This worker's engine processes only: other jobs may run on the same machine.
+        engines = set(_marked_processes("bedside.engine.entrypoint")) & _descendants(worker.pid)
+        assert engines, "the job's engine process was not found under its worker"
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait()
     finally:
         if worker.poll() is None:
             worker.kill()
     # --die-with-parent + the pid namespace: no engine process outlives its worker
-    assert wait_for(lambda: _marked_processes("bedside.engine.entrypoint") == [], timeout_s=10)
+    assert wait_for(
+        lambda: not engines & set(_marked_processes("bedside.engine.entrypoint")), timeout_s=10
+    )
     assert job_row(ws, p2)["state"] == "running"  # until its lease runs out
 
     time.sleep(0.5)  # a checkpoint being written when the kill came is torn: it is never resumed
