@@ -10,6 +10,7 @@ with ``http_status``.
     ├── BundleError             a model bundle we refuse               (exit 5, HTTP 422)
     ├── LimitError              submission limit or compute budget     (exit 6, HTTP 429)
     ├── AuthError               bad or missing token                   (exit 7, HTTP 401)
+    ├── ForbiddenError          another origin, or no CSRF token       (exit 7, HTTP 403)
     ├── NotFoundError           no such thing (or not yours)           (exit 8, HTTP 404)
     ├── JobError                a job failed; ``error_class`` says why (exit 9, HTTP 500)
     │   └── SandboxError        isolation below the required tier      (exit 10, HTTP 503)
@@ -74,6 +75,15 @@ class AuthError(BedsideError):
     code = "auth_error"
     exit_code = 7
     http_status = 401
+
+
+class ForbiddenError(BedsideError):
+    """A request refused before it reached the route: another origin, or a missing form token.
+    Not an ``AuthError``: the page layer answers it with a 403 page, not a login redirect."""
+
+    code = "forbidden"
+    exit_code = 7
+    http_status = 403
 
 
 class NotFoundError(BedsideError):

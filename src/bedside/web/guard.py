@@ -37,7 +37,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from bedside.errors import BedsideError, LimitError
+from bedside.errors import ForbiddenError, LimitError
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_COOKIE = "bedside_session"  # the login cookie (deps.COOKIE)
@@ -46,14 +46,6 @@ FIELD = "csrf_token"
 MAX_FAILURES = 5
 WINDOW_S = 60.0
 MAX_CLIENTS = 10_000  # addresses remembered at once; the oldest are forgotten first
-
-
-class ForbiddenError(BedsideError):
-    """A request refused before it reached the route: another origin, or a missing form token."""
-
-    code = "forbidden"
-    exit_code = 7
-    http_status = 403
 
 
 class LoginRateLimited(LimitError):
