@@ -19,7 +19,7 @@ def test_defaults_filled() -> None:
         "validation_fraction": 0.1, "early_stopping_patience": 2,
         "lora": {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": None},
         "windows": 1, "window_stride": None, "window_pooling": "mean", "layer_lr_decay": 1.0,
-        "label_smoothing": 0.0, "decision_rule": "argmax",
+        "label_smoothing": 0.0, "decision_rule": "fitted-offsets",
     }  # fmt: skip
     assert d["labels"] == {} and d["descriptions"] == {} and d["description"] == ""
     assert Manifest.from_dict(d).to_dict() == d  # round trip
