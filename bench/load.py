@@ -59,12 +59,12 @@ def fresh_pg_url(base: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-def seed(root: Path, db_url: str | None, n_contributors: int, per: int) -> Workspace:
-    """A workspace with a tiny corpus and ``n_contributors x per`` accepted submissions
-    (2 jobs each)."""
+def seed_corpus(root: Path, db_url: str | None) -> tuple[Workspace, str, int]:
+    """A workspace with the benchmark policy and a tiny active corpus; (workspace, owner token,
+    corpus version id)."""
     import pandas as pd
 
-    ws, _ = Workspace.init(root, db_url=db_url)
+    ws, owner = Workspace.init(root, db_url=db_url)
     ws.set_policy(
         Policy(
             limits=JobLimits(cpus=1, memory_gb=2.0, wall_time_s=60, output_quota_mb=64),
@@ -80,10 +80,6 @@ def seed(root: Path, db_url: str | None, n_contributors: int, per: int) -> Works
     df = pd.DataFrame(rows)
     classes = [ClassInfo(str(i), c, c) for i, c in enumerate(CLASSES)]
     write_version_files(ws.root / "corpora/v1", df.iloc[:24], df.iloc[24:], classes)
-    bdir = ws.bundles_dir / "standin"
-    bdir.mkdir(parents=True)
-    (bdir / "bedside.toml").write_text('name = "standin"\n')
-    manifest = {"name": "s", "kind": "encoder", "phase1": {"method": "similarity"}, "train": {}}
     with ws.store.write() as conn:
         cv = conn.execute(
             schema.corpus_versions.insert().values(
@@ -99,6 +95,18 @@ def seed(root: Path, db_url: str | None, n_contributors: int, per: int) -> Works
                 active=True,
             )
         ).inserted_primary_key[0]
+    return ws, owner, int(cv)
+
+
+def seed(root: Path, db_url: str | None, n_contributors: int, per: int) -> Workspace:
+    """A workspace with a tiny corpus and ``n_contributors x per`` accepted submissions
+    (2 jobs each)."""
+    ws, _, cv = seed_corpus(root, db_url)
+    bdir = ws.bundles_dir / "standin"
+    bdir.mkdir(parents=True)
+    (bdir / "bedside.toml").write_text('name = "standin"\n')
+    manifest = {"name": "s", "kind": "encoder", "phase1": {"method": "similarity"}, "train": {}}
+    with ws.store.write() as conn:
         for c in range(n_contributors):
             con = conn.execute(
                 schema.contributors.insert().values(

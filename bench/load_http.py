@@ -37,7 +37,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bedside.config import JobLimits, Policy
 from bedside.store import schema
 from bedside.workspace import Workspace
 
@@ -61,42 +60,7 @@ def free_port() -> int:
 
 def make_workspace(root: Path, db_url: str | None) -> tuple[Workspace, str]:
     """A workspace with the tiny corpus of load.py and no contributors yet."""
-    import pandas as pd
-
-    from bedside.data.corpus import ClassInfo, group_key, write_version_files
-    from bedside.store.store import utcnow
-
-    ws, owner = Workspace.init(root, db_url=db_url)
-    ws.set_policy(
-        Policy(
-            limits=JobLimits(cpus=1, memory_gb=2.0, wall_time_s=60, output_quota_mb=64),
-            bootstrap_resamples=100,
-        )
-    )
-    rows = [
-        {"row_id": f"r{i}", "text": f"case {i} {load.CLASSES[i % 3]}", "label": load.CLASSES[i % 3]}
-        for i in range(36)
-    ]
-    for r in rows:
-        r["group"] = group_key(r["text"])
-    df = pd.DataFrame(rows)
-    classes = [ClassInfo(str(i), c, c) for i, c in enumerate(load.CLASSES)]
-    write_version_files(ws.root / "corpora/v1", df.iloc[:24], df.iloc[24:], classes)
-    with ws.store.write() as conn:
-        conn.execute(
-            schema.corpus_versions.insert().values(
-                hash="be" * 32,
-                created_at=utcnow(),
-                path="corpora/v1",
-                n_train=24,
-                n_holdout=12,
-                classes=[c.to_dict() for c in classes],
-                split={},
-                source={},
-                report={},
-                active=True,
-            )
-        )
+    ws, owner, _ = load.seed_corpus(root, db_url)
     return ws, owner
 
 
