@@ -21,20 +21,13 @@ from bedside.jobs.worker import Worker, wait_for
 from bedside.sandbox.launch import STAGE_PREFIX, BwrapLauncher
 from bedside.store import schema
 from tests.jobs.support import contributor_used, job_row, make_workspace, submission_row
-from tests.sandbox.conftest import require_tier
+from tests.sandbox.conftest import parent_pids, require_tier
 from tests.sandbox.test_attacks import _marked_processes
 
 
 def _descendants(root: int) -> set[int]:
-    """Pids below ``root`` in the host's process tree (read from /proc)."""
-    parent: dict[int, int] = {}
-    for e in os.scandir("/proc"):
-        if e.name.isdigit():
-            try:
-                stat = Path(f"/proc/{e.name}/stat").read_text()
-            except OSError:
-                continue
-            parent[int(e.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    """Pids below ``root`` in the host's process tree."""
+    parent = parent_pids()
     out: set[int] = set()
     frontier = {root}
     while frontier:

@@ -34,6 +34,19 @@ LAUNCHERS: dict[str, type[ProcessLauncher]] = {
 }
 
 
+def parent_pids() -> dict[int, int]:
+    """Every host process's parent pid, read from /proc (processes that exit meanwhile skipped)."""
+    parents: dict[int, int] = {}
+    for e in os.scandir("/proc"):
+        if e.name.isdigit():
+            try:
+                stat = Path(f"/proc/{e.name}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(e.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
 def require_tier(tier: str) -> None:
     """Skip when this host cannot give ``tier`` -- except in CI, where that is a failure."""
     rep = probe()

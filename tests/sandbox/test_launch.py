@@ -15,7 +15,7 @@ from bedside.errors import SandboxError
 from bedside.sandbox import cgroups
 from bedside.sandbox.launch import CGROUP_PREFIX, STAGE_PREFIX, BwrapLauncher
 from bedside.sandbox.probe import Check, ProbeReport, launcher_for_policy, probe, sweep_stale
-from tests.sandbox.conftest import JobDir, require_tier, result_code
+from tests.sandbox.conftest import JobDir, parent_pids, require_tier, result_code
 
 
 def test_probe_finds_tier_a_here() -> None:
@@ -123,17 +123,8 @@ def _fds() -> int:
 
 
 def _children() -> list[int]:
-    me = str(os.getpid())
-    kids = []
-    for e in os.scandir("/proc"):
-        if e.name.isdigit():
-            try:
-                stat = Path(f"/proc/{e.name}/stat").read_text()
-            except OSError:
-                continue
-            if stat.rsplit(")", 1)[1].split()[1] == me:
-                kids.append(int(e.name))
-    return kids
+    me = os.getpid()
+    return [pid for pid, parent in parent_pids().items() if parent == me]
 
 
 @pytest.mark.slow
