@@ -97,6 +97,10 @@ def test_phase2_learns_keyword_task(
     assert (
         compute["flops_by_stage"].get("train", compute["flops_by_stage"].get("embed-train", 0)) > 0
     )
+    if method == "lora":  # adapters counted as trained, not the merged model's head alone
+        cfg = json.loads((model_dir / "config.json").read_text())
+        head = len(cfg["id2label"]) * (cfg["hidden_size"] + 1)
+        assert head < compute["n_trainable"] < compute["n_params"]
     if method != "head-only":
         assert compute["info"]["best_val_macro_f1"] is not None
         kept = sorted(p.name for p in (job / "checkpoints").iterdir())

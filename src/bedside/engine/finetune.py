@@ -307,6 +307,8 @@ def run(ctx: JobContext) -> Phase2Result:
     rule.windows = settings
     predictor = Predictor(model, tok, rule, device, batch_size=bs * 2, settings=settings)
     probs = predictor.predict_proba(hold_df["text"].tolist(), counter, progress)
+    # counted before save_model: merging LoRA adapters leaves only the head trainable
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     dest = save_model(ctx, model, tok, tr["method"])
     rule.save(dest)
     history = [h for h in st["history"] if h.get("val_macro_f1") is not None]
@@ -316,7 +318,7 @@ def run(ctx: JobContext) -> Phase2Result:
         "best_val_macro_f1": st["best_f1"],
         "steps": st["global_step"],
         "n_params": shape.n_params,
-        "n_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "n_trainable": n_trainable,
         "validation": ValidationReport(
             macro_f1_raw=rule.macro_f1_raw,
             macro_f1_adjusted=rule.macro_f1_adjusted,
