@@ -13,6 +13,7 @@ from typing import Any
 from bedside.errors import ConfigError
 
 TIERS = ("A", "B", "C")
+REEVALUATE = ("published", "all", "none")
 
 
 def parse_when(key: str, value: str, *, end_of_day: bool = False) -> dt.datetime:
@@ -87,6 +88,12 @@ class Policy:
     closes_at: str | None = None
     freeze_at_close: bool = True  # record the final ranking once the window has closed
     claim_gap_threshold: float = 0.10  # claimed minus phase-1 macro-F1 above this is flagged
+    # Which submissions re-run by themselves when a new corpus version becomes active:
+    # "published" (those on the board: both phases done), "all" (every one not cancelled), "none".
+    reevaluate: str = "published"
+    # >0: contributors see scores on this share of the holdout while the window is open; the
+    # final ranking (after the close) uses the rest, the private part (docs/evaluation.md).
+    holdout_public_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.limits, dict):
@@ -115,6 +122,28 @@ class Policy:
         if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 <= gap <= 1:
             raise ConfigError(f"claim_gap_threshold must be a number in 0..1, got {gap!r}.")
         self.claim_gap_threshold = float(gap)
+        if self.reevaluate not in REEVALUATE:
+            raise ConfigError(
+                f"reevaluate must be one of {', '.join(REEVALUATE)}; found {self.reevaluate!r}."
+            )
+        step = self.ladder_step
+        if isinstance(step, bool) or not isinstance(step, int | float) or not 0 <= step <= 0.5:
+            raise ConfigError(
+                f"ladder_step must be a number in 0..0.5 (0: the Ladder is off); found {step!r}.",
+                hint="A step of 0.01 releases a new score only when it beats the best by 0.01.",
+            )
+        self.ladder_step = float(step)
+        frac = self.holdout_public_fraction
+        if (
+            isinstance(frac, bool)
+            or not isinstance(frac, int | float)
+            or not (frac == 0 or 0.1 <= frac <= 0.9)
+        ):
+            raise ConfigError(
+                f"holdout_public_fraction must be 0 (off) or in 0.1..0.9; found {frac!r}.",
+                hint="0.3 shows contributors scores on 30 % of the holdout and ranks on the rest.",
+            )
+        self.holdout_public_fraction = float(frac)
         opens, closes = self.window()
         if opens is not None and closes is not None and closes <= opens:
             raise ConfigError(

@@ -26,10 +26,15 @@ def _screening(conn: Connection) -> None:
     schema.screening_runs.create(conn, checkfirst=True)
 
 
+def _reevaluation(conn: Connection) -> None:
+    schema.reevaluations.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0003_evaluation_window", _evaluation_window),
     ("0004_screening", _screening),
+    ("0005_reevaluation", _reevaluation),
 ]
 
 

@@ -202,3 +202,19 @@ screening_runs = Table(
     Column("created_at", String(40), nullable=False),
     Column("finished_at", String(40), nullable=True),
 )
+
+# Re-evaluation (0005_reevaluation): each time submissions are queued again on a corpus version
+# (by itself when a version becomes active, or by hand), what was queued and what was skipped
+# with the reason. The results stay in ``results``, one per (submission, phase, corpus version).
+reevaluations = Table(
+    "reevaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("corpus_version_id", Integer, ForeignKey("corpus_versions.id"), nullable=False),
+    Column("trigger", String(40), nullable=False),  # activation | manual
+    Column("policy", String(40), nullable=False),  # published | all | none | manual
+    Column("actor", String(200), nullable=False),
+    Column("queued", JSON, nullable=False),  # [{"submission_id", "jobs", "phases"}]
+    Column("skipped", JSON, nullable=False),  # [{"submission_id", "reason"}]
+    Column("created_at", String(40), nullable=False),
+)
