@@ -25,12 +25,18 @@ if TYPE_CHECKING:
     from bedside.workspace import Workspace
 
 
-def _phase1_result_id(ws: Workspace, submission_id: int) -> int | None:
+def _phase1_result_id(ws: Workspace, submission_id: int, corpus_version_id: int) -> int | None:
+    # the phase-1 result on the same corpus version: a re-evaluation on a newer version must
+    # never pair its phase 2 with another version's phase 1 (nor the reverse)
     r = schema.results
     with ws.store.read() as conn:
         v = conn.execute(
             select(r.c.id)
-            .where(r.c.submission_id == submission_id, r.c.phase == 1)
+            .where(
+                r.c.submission_id == submission_id,
+                r.c.phase == 1,
+                r.c.corpus_version_id == corpus_version_id,
+            )
             .order_by(r.c.id.desc())
         ).scalar()
     return None if v is None else int(v)
@@ -79,7 +85,7 @@ def collect_and_score(ws: Workspace, job_row: dict[str, Any], launch_result: Lau
     probs = load_predictions(raw, row_ids, classes, max_bytes=cap)
     phase = PHASES[str(job_row["kind"])]
     phase1 = None
-    if phase == 2 and (p1 := _phase1_result_id(ws, int(sub["id"]))) is not None:
+    if phase == 2 and (p1 := _phase1_result_id(ws, int(sub["id"]), corpus.version_id)) is not None:
         _ids, phase1 = load_result_predictions(ws, p1, row_ids)
     metrics = score(
         list(corpus.holdout["label"]),

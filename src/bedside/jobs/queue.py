@@ -67,13 +67,18 @@ PLATFORM_ERROR = "platform_error"
 
 
 def enqueue_for_submission(
-    conn: Connection, submission_id: int, corpus_version_id: int
+    conn: Connection,
+    submission_id: int,
+    corpus_version_id: int,
+    kinds: Sequence[str] = ("phase1", "phase2"),
+    spec: dict[str, Any] | None = None,
 ) -> list[int]:
     """Queue phase 1 then phase 2 (which depends on phase 1) for a submission, in the caller's
-    transaction. Returns the new job ids."""
+    transaction. Returns the new job ids. A re-evaluation queues them on another corpus version
+    (``bedside.reevaluate``); those jobs leave the submission's status and count alone."""
     ids: list[int] = []
     prev: int | None = None
-    for kind in ("phase1", "phase2"):
+    for kind in kinds:
         res = conn.execute(
             schema.jobs.insert().values(
                 submission_id=submission_id,
@@ -83,7 +88,7 @@ def enqueue_for_submission(
                 depends_on=prev,
                 attempts=0,
                 max_attempts=3,
-                spec={},
+                spec=dict(spec or {}),
                 progress={},
                 created_at=utcnow(),
             )
@@ -268,6 +273,8 @@ class SqlQueue(Queue):
                         .where(
                             s.c.id == row["submission_id"],
                             s.c.status == SubmissionStatus.ACCEPTED,
+                            # a re-evaluation on another version leaves the status alone
+                            s.c.corpus_version_id == row["corpus_version_id"],
                         )
                         .values(status=SubmissionStatus.RUNNING)
                     )
@@ -442,14 +449,18 @@ def _lock_candidate(conn: Connection, row: Any) -> bool:
 def rerun_submission_jobs(
     conn: Connection, submission_id: int, corpus_version_id: int
 ) -> tuple[list[int], list[int]]:
-    """Queue a submission's jobs again in the caller's transaction: its unfinished jobs are
-    cancelled, new phase jobs are queued and the submission is accepted again. Returns
-    (new job ids, cancelled job ids)."""
+    """Queue a submission's jobs again in the caller's transaction: its unfinished jobs on that
+    corpus version are cancelled, new phase jobs are queued and the submission is accepted
+    again. Returns (new job ids, cancelled job ids)."""
     t, s = schema.jobs, schema.submissions
     cancelled = [
         int(x)
         for x in conn.execute(
-            select(t.c.id).where(t.c.submission_id == submission_id, t.c.state.in_(ACTIVE))
+            select(t.c.id).where(
+                t.c.submission_id == submission_id,
+                t.c.corpus_version_id == corpus_version_id,
+                t.c.state.in_(ACTIVE),
+            )
         ).scalars()
     ]
     for job_id in cancelled:
@@ -473,12 +484,24 @@ def rerun_submission_jobs(
 def sync_submission(conn: Connection, job_id: int) -> None:
     """Bring ``submissions.status`` (and ``counted``) in line with its jobs, in ``conn``'s
     transaction: done when every job is done; failed/cancelled when one failed/was cancelled
-    and none is still to run; a platform failure gives the submission back (not counted)."""
+    and none is still to run; a platform failure gives the submission back (not counted).
+    Only the jobs on the submission's own corpus version count: a re-evaluation on a later
+    version (``bedside.reevaluate``) changes neither its status nor its count."""
     t, s = schema.jobs, schema.submissions
-    sub_id = conn.execute(select(t.c.submission_id).where(t.c.id == job_id)).scalar()
-    if sub_id is None:
+    job = conn.execute(
+        select(t.c.submission_id, t.c.corpus_version_id).where(t.c.id == job_id)
+    ).first()
+    if job is None or job.submission_id is None:
         return
-    jobs = conn.execute(select(t.c.state, t.c.error_class).where(t.c.submission_id == sub_id)).all()
+    sub_id = job.submission_id
+    own = conn.execute(select(s.c.corpus_version_id).where(s.c.id == sub_id)).scalar()
+    if own is not None and job.corpus_version_id != own:
+        return
+    jobs = conn.execute(
+        select(t.c.state, t.c.error_class).where(
+            t.c.submission_id == sub_id, t.c.corpus_version_id == job.corpus_version_id
+        )
+    ).all()
     states = [j.state for j in jobs]
     values: dict[str, Any] = {}
     if any(j.state == JobState.FAILED and j.error_class == PLATFORM_ERROR for j in jobs):
