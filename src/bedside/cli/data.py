@@ -54,8 +54,10 @@ def add(
 ) -> None:
     """Validate, split and store FILE as a new corpus version (made active)."""
     from bedside.data.ingest import add_corpus
+    from bedside.reevaluate import active_version_id, on_activation, summary_lines
 
     ws = workspace(ctx)
+    before = active_version_id(ws)
     r = add_corpus(
         ws,
         file,
@@ -68,10 +70,14 @@ def add(
         seed=seed,
         append=append,
     )
+    # a version that became active re-queues submissions as the owner policy says
+    r["reevaluation"] = on_activation(ws, int(r["version_id"]), before)
     if fmt == Format.json:
         print_json(r)
         return
     console.print(r["message"])
+    for line in summary_lines(r["reevaluation"]):
+        console.print(safe(line), highlight=False)
     dup = r["report"]["intake"]["duplicates"]
     rows = [
         ("version", r["version_id"]),
