@@ -84,7 +84,7 @@ def run_job(job_dir: Path) -> dict[str, Any]:
             "encoder": zeroshot.run_encoder,
             "causal-lm": zeroshot.run_causal,
         }[spec.model_kind]
-        probs = runner(
+        args = (
             ctx.bundle,
             holdout["text"].tolist(),
             ctx.classes,
@@ -93,7 +93,14 @@ def run_job(job_dir: Path) -> dict[str, Any]:
             ctx.counter,
             ctx.progress,
         )
-        row_ids, stopped, info = holdout["row_id"].tolist(), False, {}
+        info: dict[str, Any] = {}
+        if spec.model_kind == "causal-lm":  # calibrated label log-likelihood (engine/llm.py)
+            from bedside.engine import llm
+
+            probs, info = llm.run_phase1(*args)
+        else:
+            probs = runner(*args)
+        row_ids, stopped = holdout["row_id"].tolist(), False
     elif spec.kind == "phase2":
         from bedside.engine import finetune
 

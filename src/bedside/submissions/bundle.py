@@ -49,6 +49,7 @@ ALLOWED_FILES = (
     "merges.txt",
     "tokenizer.model",  # sentencepiece: a protobuf, not a pickle
     "generation_config.json",
+    "chat_template.jinja",  # Jinja text, rendered only in the sandbox (submissions/templates.py)
     "1_Pooling/config.json",
     "config_sentence_transformers.json",
     "modules.json",

@@ -30,6 +30,7 @@ POOLINGS = ("mean", "cls")
 CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")
 WINDOW_POOLINGS = ("mean", "max")
 DECISION_RULES = ("argmax", "fitted-offsets")
+CALIBRATIONS = ("content-free", "none")  # causal-lm phase 1 (engine/llm.py)
 _NAME_RE = re.compile(r"^[A-Za-z0-9._ -]{1,100}$")
 _TOP_KEYS = (
     "name",
@@ -198,6 +199,10 @@ class Phase1Config:
     method: str
     pooling: str | None = None  # encoder only; default "mean"
     prompt: str | None = None  # causal-lm only; must contain {text} and {labels}
+    # causal-lm only: contextual calibration (default), and whether to wrap the prompt in the
+    # bundle's chat template (rendered in Jinja's sandbox only)
+    calibration: str | None = None
+    chat_template: bool | None = None
 
 
 @dataclass
@@ -250,12 +255,14 @@ class Manifest:
             if (
                 not isinstance(p1.prompt, str)
                 or "{text}" not in p1.prompt
-                or "{labels}" not in p1.prompt
+                or ("{labels}" not in p1.prompt and "{descriptions}" not in p1.prompt)
             ):
                 raise BundleError(
-                    f"{MANIFEST_NAME}: phase1.prompt must contain the placeholders {{text}} and {{labels}}; "
+                    f"{MANIFEST_NAME}: phase1.prompt must contain the placeholders {{text}} and "
+                    f"{{labels}} (or {{descriptions}}: one line per class with its description); "
                     f"found {p1.prompt!r}."
                 )
+        self._check_decoder_phase1()
         if self.kind == "classifier" and not self.labels:
             raise BundleError(
                 f"{MANIFEST_NAME}: a classifier bundle needs a [labels] table mapping each checkpoint "
@@ -266,6 +273,26 @@ class Manifest:
             raise BundleError(
                 f'{MANIFEST_NAME}: [labels] applies to kind = "classifier" only; found it for {self.kind!r}.',
                 hint="Use [descriptions] to describe the classes for zero-shot instead.",
+            )
+
+    def _check_decoder_phase1(self) -> None:
+        p1 = self.phase1
+        if self.kind != "causal-lm":
+            for key in ("calibration", "chat_template"):
+                if getattr(p1, key) is not None:
+                    raise BundleError(
+                        f'{MANIFEST_NAME}: phase1.{key} applies to kind = "causal-lm" only; '
+                        f"found it for {self.kind!r}."
+                    )
+            return
+        p1.calibration = _choice(
+            "phase1", "calibration", p1.calibration or CALIBRATIONS[0], CALIBRATIONS
+        )
+        if p1.chat_template is None:
+            p1.chat_template = False
+        if not isinstance(p1.chat_template, bool):
+            raise BundleError(
+                f"{MANIFEST_NAME}: phase1.chat_template must be true or false; found {p1.chat_template!r}."
             )
 
     def _check_claims(self) -> None:
@@ -298,15 +325,19 @@ class Manifest:
             "dropout": lora.dropout,
             "target_modules": list(lora.target_modules) if lora.target_modules else None,
         }
+        phase1: dict[str, Any] = {
+            "method": self.phase1.method,
+            "pooling": self.phase1.pooling,
+            "prompt": self.phase1.prompt,
+        }
+        if self.kind == "causal-lm":
+            phase1["calibration"] = self.phase1.calibration
+            phase1["chat_template"] = self.phase1.chat_template
         return {
             "name": self.name,
             "description": self.description,
             "kind": self.kind,
-            "phase1": {
-                "method": self.phase1.method,
-                "pooling": self.phase1.pooling,
-                "prompt": self.phase1.prompt,
-            },
+            "phase1": phase1,
             "train": train,
             "labels": dict(self.labels),
             "descriptions": dict(self.descriptions),
@@ -329,11 +360,13 @@ class Manifest:
                 )
         kind = _choice("", "kind", data["kind"], KINDS)
         p1_raw = _table(data, "phase1")
-        _check_keys("phase1", p1_raw, ("method", "pooling", "prompt"))
+        _check_keys("phase1", p1_raw, tuple(f.name for f in fields(Phase1Config)))
         phase1 = Phase1Config(
             method=p1_raw.get("method", PHASE1_METHOD[kind]),
             pooling=p1_raw.get("pooling"),
             prompt=p1_raw.get("prompt"),
+            calibration=p1_raw.get("calibration"),
+            chat_template=p1_raw.get("chat_template"),
         )
         tr_raw = dict(_table(data, "train"))
         train_keys = tuple(f.name for f in fields(TrainConfig))

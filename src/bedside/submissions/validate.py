@@ -8,7 +8,8 @@ Order of the checks (the first failure is reported, naming the file and what to 
 4. ``config.json``: a ``model_type`` transformers implements natively
 5. safetensors headers (``weights.py``) and their agreement with config.json
    (embedding rows = vocab_size, embedding width = hidden size, number of layers)
-6. the tokenizer: present, loads offline with ``tokenizers``, vocabulary <= embedding rows
+6. the tokenizer: present, loads offline with ``tokenizers``, vocabulary <= embedding rows;
+   a chat template renders a probe in Jinja's sandbox within limits (``templates.py``)
 7. ``kind`` against the checkpoint (classification head and labels, decoder for causal-lm)
    and, with a workspace, the labels against the workspace classes
 
@@ -298,6 +299,17 @@ def check_tokenizer(
     return size
 
 
+# -- chat template ---------------------------------------------------------------------------------
+def check_chat_template(root: Path, names: set[str], parsed: dict[str, Any]) -> None:
+    """A chat template (data, not code to run) must render a probe conversation inside Jinja's
+    sandbox, in a limited child process (``templates.py``)."""
+    from bedside.submissions.templates import check_template, find_template
+
+    found = find_template(root, names, parsed)
+    if found is not None:
+        check_template(*found)
+
+
 # -- kind ------------------------------------------------------------------------------------------
 def check_kind(
     m: Manifest,
@@ -428,6 +440,7 @@ def validate_dir(
     info = inspect_weights(root, sorted(names), limits.max_header_bytes)
     hidden, vocab, layers, rows = check_config_vs_weights(cfg, info, warnings)
     tok_size = check_tokenizer(root, names, parsed, rows, warnings)
+    check_chat_template(root, names, parsed)
     check_kind(manifest, cfg, info, classes, warnings)
     if manifest.phase1.pooling and "1_Pooling/config.json" in names:
         pool = parsed.get("1_Pooling/config.json")
