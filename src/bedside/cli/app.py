@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # One module per command group; each has register(app).
-MODULES = ("workspace", "data", "submissions", "runs", "jobs", "web", "demo", "screening")
+MODULES = ("workspace", "data", "submissions", "runs", "jobs", "web", "demo", "screening", "bundle")
 
 
 def _version(value: bool) -> None:
