@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bedside.leaderboard.claims import row_claims
 from bedside.leaderboard.freeze import apply_freeze, maybe_freeze
+from bedside.leaderboard.holdout_rules import apply_holdout_rules
 from bedside.leaderboard.publish import is_published
 from bedside.leaderboard.ranking import rank_rows, tie_method
 from bedside.leaderboard.release import ALL, may_see, round_released, scope_for
@@ -89,14 +90,15 @@ def build_leaderboard(
     from bedside.submissions.window import utc_now
 
     frozen = None
+    now = now or utc_now()
     if corpus_version_id is None:
 
         def owner_rows() -> tuple[int | None, list[dict[str, Any]]]:
-            b = _build(ws, OWNER, None)
+            b = _build(ws, OWNER, None, now)
             return (b["corpus_version"] or {}).get("id"), b["rows"]
 
-        frozen = maybe_freeze(ws, now or utc_now(), owner_rows)
-    board = _build(ws, viewer, corpus_version_id)
+        frozen = maybe_freeze(ws, now, owner_rows)
+    board = _build(ws, viewer, corpus_version_id, now)
     board["frozen"] = None
     if frozen is not None and (board["corpus_version"] or {}).get("id") == frozen.get(
         "corpus_version_id"
@@ -107,7 +109,10 @@ def build_leaderboard(
 
 
 def _build(
-    ws: Workspace, viewer: Principal | None, corpus_version_id: int | None
+    ws: Workspace,
+    viewer: Principal | None,
+    corpus_version_id: int | None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     published = is_published(ws)
     scope = scope_for(viewer, published)
@@ -156,7 +161,40 @@ def _build(
             claims = row_claims(row, head.get("submission_manifest"), policy.claim_gap_threshold)
             rows.append({**row, **round_released(claims, policy.score_decimals)})
 
+    # the public/private split and the Ladder (release rules against probing the holdout)
+    rows, released_tie, board["holdout"] = apply_holdout_rules(
+        ws,
+        rows,
+        results,
+        owner=scope is ALL and viewer is not None and viewer.is_owner,
+        closed=window_closed(policy, now),
+        policy=policy,
+        corpus_version_id=cv_id,
+    )
+    if released_tie is not None:
+        board["rows"] = rank_rows(rows, released_tie)
+        board["tie_method"] = "released_scores" if board["holdout"]["ladder"] else "ci_overlap"
+        return board
     judge = TieJudge(ws, resamples=policy.bootstrap_resamples)
+    if corpus_version_id is not None:  # paired tests on that version's holdout rows
+        judge._corpus = _corpus_or_none(ws, cv_id)
     board["rows"] = rank_rows(rows, judge.tied)
     board["tie_method"] = tie_method(judge.methods_used)
     return board
+
+
+def window_closed(policy: Any, now: dt.datetime | None) -> bool:
+    """Whether the evaluation window has closed at ``now`` (the real clock when None)."""
+    from bedside.submissions.window import utc_now, window_state
+
+    return window_state(policy, now or utc_now()).state == "closed"
+
+
+def _corpus_or_none(ws: Workspace, version_id: int) -> Any:
+    from bedside.data.corpus import load_corpus
+    from bedside.errors import NotFoundError
+
+    try:
+        return load_corpus(ws, version_id)
+    except (NotFoundError, OSError):
+        return None
