@@ -225,3 +225,78 @@ def test_a_version_activated_while_jobs_run_mixes_nothing(tmp_path: Path) -> Non
     assert len(v1_inputs) == 48  # version 1's phase 2 kept version 1's training split
     assert submission_row(ws, sub)["status"] == "done"
     assert {j["corpus_version_id"] for j in jobs.values()} == {1, v2}
+
+
+def test_owner_appends_a_batch_and_the_board_shows_both_versions(tmp_path: Path) -> None:
+    """The issue's "done when": append newly labelled abstracts, the published model re-runs by
+    itself, the board shows both versions side by side with the drift between them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from bedside.cli.app import app
+    from bedside.data.ingest import add_corpus
+    from bedside.data.synthetic import write_synthetic
+    from bedside.jobs.queue import enqueue_for_submission
+
+    ws, _ = Workspace.init(tmp_path / "ws")
+    ws.set_policy(policy_for_tests())
+    write_synthetic(tmp_path / "first.csv", n=300, seed=1)
+    write_synthetic(tmp_path / "batch.csv", n=120, seed=2)
+    v1 = add_corpus(ws, tmp_path / "first.csv")["version_id"]
+    (ws.bundles_dir / "h" / "bedside.toml").parent.mkdir(parents=True)
+    (ws.bundles_dir / "h" / "bedside.toml").write_text('name = "m"\n')
+    with ws.store.write() as conn:
+        cid = conn.execute(
+            schema.contributors.insert().values(
+                name="acme",
+                token_salt="00",
+                token_hash="00",
+                token_prefix="bsc_acme",
+                max_submissions=5,
+                budget_pflops=10.0,
+                used_pflops=0.0,
+                revoked=False,
+                created_at=utcnow(),
+                meta={},
+            )
+        ).inserted_primary_key[0]
+        sid = conn.execute(
+            schema.submissions.insert().values(
+                contributor_id=cid,
+                bundle_hash="h",
+                name="acme model",
+                kind="encoder",
+                status="accepted",
+                counted=True,
+                corpus_version_id=v1,
+                created_at=utcnow(),
+                manifest={"name": "m", "kind": "encoder", "train": {"method": "full"}},
+                estimate={"phase1": 0.001, "phase2": 0.01, "total": 0.011},
+                meta={},
+            )
+        ).inserted_primary_key[0]
+        enqueue_for_submission(conn, int(sid), v1)
+    drain(ws, FakeLauncher())
+    runner = CliRunner()
+    r = runner.invoke(
+        app, ["-w", str(ws.root), "data", "add", str(tmp_path / "batch.csv"), "--append"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "re-evaluation on version 2 (published): 1 submission(s) queued" in r.stdout
+    assert [o.state for o in drain(ws, FakeLauncher())] == ["done", "done"]
+    r = runner.invoke(app, ["-w", str(ws.root), "leaderboard", "--history", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    h = json.loads(r.stdout)
+    [model] = [m for m in h["models"] if m["kind"] == "submission"]
+    assert sorted(model["scores"]) == ["1", "2"]  # JSON keys: both versions side by side
+    r = runner.invoke(app, ["-w", str(ws.root), "leaderboard", "--version", "1"])
+    assert r.exit_code == 0 and "corpus version 1" in r.stdout and "acme model" in r.stdout
+    r = runner.invoke(app, ["-w", str(ws.root), "data", "drift"])
+    assert r.exit_code == 0, r.output
+    assert "drift from version 1 to version 2 (added rows" in r.stdout
+    assert "Class shares" in r.stdout and "Vocabulary" in r.stdout
+    r = runner.invoke(app, ["-w", str(ws.root), "reevaluate", "--list"])
+    assert r.exit_code == 0 and "activation" in r.stdout
+    r = runner.invoke(app, ["-w", str(ws.root), "reevaluate", "--submissions", "x"])
+    assert r.exit_code != 0

@@ -23,7 +23,18 @@ app = typer.Typer(
 )
 
 # One module per command group; each has register(app).
-MODULES = ("workspace", "data", "submissions", "runs", "jobs", "web", "demo", "screening", "bundle")
+MODULES = (
+    "workspace",
+    "data",
+    "submissions",
+    "runs",
+    "jobs",
+    "web",
+    "demo",
+    "screening",
+    "bundle",
+    "versions",  # after web: its `leaderboard` adds --version and --history
+)
 
 
 def _version(value: bool) -> None:
