@@ -148,3 +148,47 @@ def test_a_contributor_sees_its_own_history_and_no_paired_tests_under_the_ladder
     assert h["rank_changes"] and not any(c["tested"] for c in h["rank_changes"])
     assert all(c["ci"] is None for c in h["rank_changes"])
     assert "not tested" in history_lines(h)[0]
+
+
+# -- the web pages and API (web/history.py) ---------------------------------------------------
+def _client(ws: Workspace, token: str | None = None) -> Any:
+    from fastapi.testclient import TestClient
+
+    from bedside.web.app import create_app
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return TestClient(create_app(ws), headers=headers)
+
+
+def test_history_page_and_api_show_both_versions_and_the_drift(
+    two_versions: tuple[Workspace, Any],
+) -> None:
+    ws, _ = two_versions
+    token = ws.rotate_owner_token()
+    with _client(ws, token) as c:
+        r = c.get("/api/leaderboard/history")
+        assert r.status_code == 200
+        acme = next(m for m in r.json()["models"] if m["model"] == "acme model")
+        assert set(acme["scores"]) == {"1", "2"}
+        r = c.get("/api/leaderboard/versions/1")
+        assert r.status_code == 200 and r.json()["corpus_version"]["id"] == 1
+        r = c.get("/leaderboard/history?version=1")
+        assert r.status_code == 200
+        assert "Version 1" in r.text and "Version 2 (active)" in r.text and "<svg" in r.text
+        assert "moved above bolt model; significant" in r.text
+        r = c.get("/api/data/drift")  # version 2 was stored without a parent here
+        assert r.status_code == 404 and "has no parent" in r.json()["error"]["message"]
+        r = c.get("/api/data/drift?a=1&b=2")
+        assert r.status_code == 200 and r.json()["compared"] == "added rows"
+        page = c.get("/data/drift?a=1&b=2")
+        assert page.status_code == 200 and "Chi-square test of homogeneity" in page.text
+        assert c.get("/leaderboard").text.count('href="/leaderboard/history"') == 1
+        r = c.post("/api/reevaluate", json={"version": "2", "submissions": [999]})
+        assert r.status_code == 404 and "no submission(s) 999" in r.json()["error"]["message"]
+
+
+def test_history_follows_the_board_visibility(two_versions: tuple[Workspace, Any]) -> None:
+    ws, _ = two_versions
+    with _client(ws) as c:
+        assert c.get("/api/leaderboard/history").status_code == 401  # not published
+        assert c.get("/api/data/drift").status_code == 401

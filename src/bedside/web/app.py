@@ -163,6 +163,10 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(screening.api, responses=api.ERRORS)
     app.include_router(screening.pages)
+    from bedside.web import history  # the board over corpus versions, drift
+
+    app.include_router(history.api, responses=api.ERRORS)
+    app.include_router(history.pages)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
