@@ -127,11 +127,30 @@ def test_impact_page_form(client: TestClient, pop: Populated) -> None:
 def test_admin_forms(client: TestClient, pop: Populated) -> None:
     login(client, pop.owner)
     created = post_form(
-        client, "/admin/contributors", data={"name": "hooli", "max_submissions": "2"}
+        client,
+        "/admin/contributors",
+        data={"name": "hooli", "max_submissions": "2"},
+        follow_redirects=False,
     )
-    assert created.status_code == 200 and "shown only once" in created.text
-    token = re.search(r'<div class="token">(bsc_[^<]+)</div>', created.text)
-    assert token
+    # post/redirect/get: the token waits behind the redirect, and a reload shows it again
+    assert created.status_code == 303 and created.headers["location"].startswith("/admin")
+    shown = client.get("/admin")
+    token = re.search(r'id="token-value">(bsc_[^<]+)</div>', shown.text)
+    assert token and "never shown again" in shown.text
+    again_shown = client.get("/admin")
+    assert again_shown.text.count(token.group(1)) == 1 and "already exists" not in again_shown.text
+    # rotating issues a new token: the old one stops working, the new one logs in
+    rotated = post_form(client, "/admin/contributors/hooli/rotate", follow_redirects=False)
+    assert rotated.status_code == 303
+    new = re.search(r'id="token-value">(bsc_[^<]+)</div>', client.get("/admin").text)
+    assert new and new.group(1) != token.group(1)
+    h_old = {"Authorization": f"Bearer {token.group(1)}"}
+    assert client.get("/api/me", headers=h_old).status_code == 401
+    h_new = {"Authorization": f"Bearer {new.group(1)}"}
+    assert client.get("/api/me", headers=h_new).json()["name"] == "hooli"
+    # dismissed: gone for good
+    post_form(client, "/admin/token/dismiss")
+    assert new.group(1) not in client.get("/admin").text
     post_form(client, "/admin/contributors/hooli", data={"budget_pflops": "12", "action": "update"})
     post_form(client, "/admin/contributors/hooli", data={"action": "revoke"})
     with pop.ws.store.read() as conn:
@@ -162,7 +181,8 @@ def test_pages_carry_security_headers_and_no_external_assets(
         assert not re.search(r'(src|href)="(https?:)?//', resp.text), path
         assert ROW_PREFIX not in resp.text and CANARY not in resp.text, path
     assert client.get("/static/bedside.css").status_code == 200
-    assert client.get("/docs").status_code == 404
+    docs = client.get("/docs")  # the API reference, rendered here from the spec
+    assert docs.status_code == 200 and "/api/uploads" in docs.text and "/openapi.json" in docs.text
 
 
 def test_committed_openapi_matches_the_app(pop: Populated) -> None:

@@ -123,9 +123,15 @@ def status(ws: WS, p: Viewer) -> Json:
     "/leaderboard", tags=["leaderboard"], summary="The leaderboard rows this caller may see."
 )
 def get_leaderboard(ws: WS, p: MaybeViewer) -> Json:
-    """Owner: every row. Contributor: own rows and the baseline until published, then all.
-    Anonymous: only once published."""
-    return leaderboard.build_leaderboard(ws, p)
+    """Owner: every row. Contributor: own rows and the baseline until published (without
+    ranks: a rank among one's own rows is no rank), then all. Anonymous: only once published.
+    ``decision`` says in words whether any visible model is significantly above the internal
+    baseline; each submission row's ``vs_baseline`` has the difference, its CI and the method."""
+    from bedside.web.decisions import decide, hide_ranks
+
+    board = hide_ranks(leaderboard.build_leaderboard(ws, p), p)
+    board["decision"] = decide(ws, board, p)
+    return board
 
 
 @router.get(
@@ -264,6 +270,145 @@ async def create_submission(
     return dict(sub)
 
 
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["bundle"],
+                    "properties": {
+                        "bundle": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The bundle archive (.tar.gz, .tgz, .tar or .zip).",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/uploads",
+    tags=["submissions"],
+    status_code=201,
+    summary="Stage a bundle (multipart field `bundle`) and run `bedside check`'s static rules on "
+    "it; nothing is queued until `POST /api/uploads/{id}/submit`.",
+    responses={413: {"model": ErrorResponse, "description": "The upload is too large."}},
+    openapi_extra=UPLOAD_BODY,
+)
+async def stage_upload(
+    request: Request,
+    ws: WS,
+    p: Viewer,
+    contributor: Annotated[
+        str | None, Query(description="Owner only: stage on behalf of this vendor.")
+    ] = None,
+) -> Json:
+    """The check report is ``check``: ``ok``, the intake ``error`` (code, message, hint) when the
+    bundle is refused, else the bundle summary, the compute estimate on this corpus and whether
+    it fits the caller's remaining budget. Staged uploads expire after an hour."""
+    from starlette.concurrency import run_in_threadpool
+
+    from bedside.web import vendor
+
+    if p.is_owner and not contributor:
+        raise ConfigError(
+            "the owner must name the vendor to submit for.", hint="Add ?contributor=NAME."
+        )
+    if p.is_owner:
+        queries.get_contributor(ws, str(contributor))  # 404 for an unknown vendor
+    limit = request.app.state.max_upload_bytes or ws.policy().max_bundle_mb * 2**20
+    upload = await receive_bundle(request, vendor.uploads_dir(ws), limit)
+    try:
+        return await run_in_threadpool(vendor.stage_upload, ws, p, upload, contributor)
+    finally:
+        upload.path.unlink(missing_ok=True)
+
+
+@router.get("/uploads/{stage_id}", tags=["submissions"], summary="A staged upload's check report.")
+def get_staged(ws: WS, p: Viewer, stage_id: str) -> Json:
+    from bedside.web import vendor
+
+    return vendor.get_staged(ws, p, stage_id)
+
+
+@router.post(
+    "/uploads/{stage_id}/submit",
+    tags=["submissions"],
+    status_code=201,
+    summary="Queue a staged upload: every intake rule again, then phase 1 and phase 2 are queued.",
+    responses={429: {"model": ErrorResponse, "description": "Submission limit or budget reached."}},
+)
+async def submit_staged(ws: WS, p: Viewer, stage_id: str) -> Json:
+    from starlette.concurrency import run_in_threadpool
+
+    from bedside.web import vendor
+
+    return await run_in_threadpool(vendor.submit_staged, ws, p, stage_id)
+
+
+@router.delete("/uploads/{stage_id}", tags=["submissions"], summary="Discard a staged upload.")
+def discard_staged(ws: WS, p: Viewer, stage_id: str) -> Json:
+    from bedside.web import vendor
+
+    vendor.discard_staged(ws, p, stage_id)
+    return {"id": stage_id, "discarded": True}
+
+
+@router.post(
+    "/submissions/{submission_id}/withdraw",
+    tags=["submissions"],
+    summary="Withdraw your own submission while all its jobs are still queued (it then does not "
+    "count against your limit).",
+    responses={409: {"model": ErrorResponse, "description": "A job has already started."}},
+)
+def withdraw_submission(ws: WS, p: Viewer, submission_id: int) -> Json:
+    from bedside.web import vendor
+
+    return vendor.withdraw(ws, p, submission_id)
+
+
+@router.get(
+    "/submissions/{submission_id}/stream",
+    tags=["submissions"],
+    summary="Server-sent events: the submission's jobs (state, progress, queue position, ETA) "
+    "each time they change; ends when every job has finished.",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An event stream."}},
+)
+async def stream_submission(request: Request, ws: WS, p: Viewer, submission_id: int) -> Any:
+    from fastapi.responses import StreamingResponse
+
+    from bedside.web.runs import event_stream
+
+    queries.get_submission(ws, p, submission_id)  # 404 before the stream starts
+    return StreamingResponse(
+        event_stream(request, ws, p, submission_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/compare",
+    tags=["submissions"],
+    summary="Two results side by side: per-class recall and a paired test of macro-F1.",
+)
+def compare(
+    ws: WS,
+    p: Viewer,
+    a: Annotated[int, Query(description="Result id (yours, or the baseline).")],
+    b: Annotated[int, Query(description="Result id; once published, any vendor's.")],
+) -> Json:
+    from bedside.web.compare import compare_view
+
+    return compare_view(ws, p, a, b)
+
+
 @router.get(
     "/submissions/{submission_id}",
     tags=["submissions"],
@@ -348,6 +493,18 @@ def create_contributor(ws: WS, p: Owner, body: ContributorCreate) -> Json:
         actor=p.name,
     )
     return {"contributor": queries.get_contributor(ws, rec["name"]), "token": token}
+
+
+@router.post(
+    "/contributors/{name}/token",
+    tags=["owner"],
+    summary="Rotate a contributor's token: the old one stops working at once; the response holds "
+    "the new one, shown this once.",
+)
+def rotate_contributor_token(ws: WS, p: Owner, name: str) -> Json:
+    queries.get_contributor(ws, name)  # 404 first
+    token = _contributors_module().rotate_token(ws, name, actor=p.name)
+    return {"contributor": queries.get_contributor(ws, name), "token": token}
 
 
 @router.get("/contributors/{name}", tags=["owner"], summary="One contributor.")

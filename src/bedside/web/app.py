@@ -136,13 +136,13 @@ def create_app(
     """The bedside web app for ``ws``. ``max_upload_bytes`` overrides the policy's
     ``max_bundle_mb`` (tests use a tiny limit); ``origins`` are further origins trusted by the
     same-origin check (e.g. ``https://bedside.example`` behind a TLS proxy)."""
-    from bedside.web import api, pages, screening
+    from bedside.web import api, flow, pages, screening
 
     app = FastAPI(
         title="bedside",
         version=__version__,
         description=DESCRIPTION,
-        docs_url=None,  # the Swagger UI loads from a CDN; we serve the JSON spec only
+        docs_url=None,  # the Swagger UI loads from a CDN; flow.api_docs renders /docs locally
         redoc_url=None,
         openapi_url="/openapi.json",
         dependencies=[Depends(guard.same_origin)],
@@ -160,6 +160,9 @@ def create_app(
 
     _install_error_handlers(app)
     app.include_router(api.router)
+    # before pages.router: /submissions/new must not reach /submissions/{submission_id}
+    app.include_router(flow.uploads)
+    app.include_router(flow.router)
     app.include_router(pages.router)
     app.include_router(screening.api, responses=api.ERRORS)
     app.include_router(screening.pages)

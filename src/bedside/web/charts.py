@@ -412,3 +412,105 @@ def recall_workload_svg(points: Mapping[str, Any]) -> str:
         ax.legend(frameon=False, loc="lower right", fontsize=8)
 
     return _render(draw, title="Recall vs review workload (reporting half)")
+
+
+# -- the numbers behind each chart, as text tables (``chart_card`` in _macros.html) -----------
+def _n3(v: Any) -> str:
+    return "–" if v is None else f"{float(v):.3f}"
+
+
+def _ci_text(ci: Any) -> str:
+    return f"{float(ci[0]):.3f} – {float(ci[1]):.3f}" if ci else "–"
+
+
+def per_class_table(
+    per_class: Sequence[Mapping[str, Any]], highlight: Iterable[str] = ()
+) -> dict[str, Any]:
+    small = set(highlight)
+    return {
+        "caption": "Precision, recall and F1 per class; small classes are marked “(small)”.",
+        "columns": ["class", "precision", "recall", "F1"],
+        "rows": [
+            [
+                f"{pc.get('name')}{' (small)' if pc.get('name') in small else ''}",
+                _n3(pc.get("precision")),
+                _n3(pc.get("recall")),
+                _n3(pc.get("f1")),
+            ]
+            for pc in per_class
+        ],
+    }
+
+
+def confusion_table(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> dict[str, Any]:
+    return {
+        "caption": "Rows: the true class; columns: the predicted class (counts of abstracts).",
+        "columns": ["true \\ predicted", *[str(x) for x in labels]],
+        "rows": [
+            [str(lab), *[str(v) for v in row]] for lab, row in zip(labels, matrix, strict=False)
+        ],
+    }
+
+
+def robustness_table(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "caption": "Macro-F1 by abstract length.",
+        "columns": ["length", "abstracts", "macro-F1"],
+        "rows": [[str(b.get("name")), str(b.get("n", "–")), _n3(b.get("macro_f1"))] for b in bins],
+    }
+
+
+def curve_table(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    rows = [
+        [
+            str(e.get("step")),
+            "–" if e.get("epoch") is None else f"{float(e['epoch']):g}",
+            _n3(e.get("loss")),
+            _n3(e.get("val_macro_f1")),
+        ]
+        for e in events
+        if e.get("step") is not None
+        and (e.get("loss") is not None or e.get("val_macro_f1") is not None)
+    ]
+    return {
+        "caption": "Training loss and validation macro-F1 by optimiser step.",
+        "columns": ["step", "epoch", "train loss", "val macro-F1"],
+        "rows": rows[-60:],  # the latest points: a long run logs thousands
+    }
+
+
+def leaderboard_table(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "caption": "Macro-F1 and its 95 % confidence interval per row.",
+        "columns": ["model", "vendor", "macro-F1", "95 % CI"],
+        "rows": [
+            [
+                str(r.get("model")),
+                str(r.get("vendor")),
+                _n3(r.get("macro_f1")),
+                _ci_text(r.get("macro_f1_ci")),
+            ]
+            for r in rows
+            if r.get("macro_f1") is not None
+        ],
+    }
+
+
+def impact_table(rows: Sequence[Mapping[str, Any]], currency: str) -> dict[str, Any]:
+    def money(v: Any) -> str:
+        return "–" if v is None else f"{float(v):,.0f}"
+
+    return {
+        "caption": f"Estimated annual cost per model, in {currency}.",
+        "columns": ["model", "missed papers", "reviewers", "AI", "total"],
+        "rows": [
+            [
+                str(r.get("model")),
+                money(r.get("miss_cost")),
+                money(r.get("reviewer_cost")),
+                money(r.get("ai_cost")),
+                money(r.get("total_cost")),
+            ]
+            for r in rows
+        ],
+    }

@@ -64,6 +64,8 @@ PROVENANCE_KEYS = (
     "isolation_tier",
     "device",
     "seed",
+    "validation",
+    "attempts",
 )
 JOB_TERMINAL = ("done", "failed", "cancelled")
 LOG_TAIL_CHARS = 4000
@@ -139,12 +141,22 @@ def list_submissions(
     return [submission_summary(dict(r)) for r in rows]
 
 
-def get_submission(ws: Workspace, viewer: Principal, submission_id: int) -> dict[str, Any]:
-    """One submission with its jobs and released results."""
+def get_submission(
+    ws: Workspace, viewer: Principal, submission_id: int, *, with_results: bool = True
+) -> dict[str, Any]:
+    """One submission with its jobs (queue position and ETA where queued or running) and
+    released results."""
+    from bedside.web.runs import follow, queue_info
+
     row = _submission_row(ws, viewer, submission_id)
     out = submission_summary(row)
     out["manifest"] = row["manifest"]
-    out["jobs"] = [job_view(j, viewer.is_owner) for j in _jobs(ws, submission_id=submission_id)]
+    info = queue_info(ws)
+    out["jobs"] = [
+        follow(job_view(j, viewer.is_owner), info) for j in _jobs(ws, submission_id=submission_id)
+    ]
+    if not with_results:
+        return out
     out["results"] = submission_results(ws, viewer, submission_id, checked=True)
     policy = ws.policy()
     claims = submission_claims(row["manifest"], out["results"], policy.claim_gap_threshold)
@@ -265,8 +277,11 @@ def job_view(job: Mapping[str, Any], owner: bool) -> dict[str, Any]:
 
 
 def get_job(ws: Workspace, viewer: Principal, job_id: int) -> dict[str, Any]:
+    """A job's state and latest progress, with its queue position and ETA."""
+    from bedside.web.runs import follow, queue_info
+
     row = _visible_row(ws, viewer, schema.jobs, job_id, "job", shared_if_unowned=False)
-    return job_view(row, viewer.is_owner)
+    return follow(job_view(row, viewer.is_owner), queue_info(ws))
 
 
 def list_jobs(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
