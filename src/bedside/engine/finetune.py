@@ -30,6 +30,7 @@ from bedside.contracts import ValidationReport
 from bedside.engine import checkpoint as ckpt
 from bedside.engine import decision
 from bedside.engine.dataprep import class_weights, label_ids, macro_f1, split_validation
+from bedside.engine.federated import FederatedHooks, PrivateTraining, export
 from bedside.engine.flops import ModelShape
 from bedside.engine.inference import Predictor, window_logits
 from bedside.engine.io import JobContext, Phase2Result, read_texts
@@ -186,6 +187,10 @@ def run(ctx: JobContext) -> Phase2Result:
     if tr["method"] == "lora":
         model = apply_lora(model, tr["lora"])
     model.to(device)
+    # A federated round (engine/federated.py): start from the global weights, maybe add FedProx's
+    # proximal term and DP-SGD; a plain phase-2 job has fed = None and runs as before.
+    fed = FederatedHooks.of(ctx.job_dir, spec.extra)
+    anchor = fed.load_init(model) if fed is not None else None
     shape = ModelShape.of(model)
     opt = make_optimizer(
         model,
@@ -193,6 +198,9 @@ def run(ctx: JobContext) -> Phase2Result:
         ctx.train.weight_decay,
         ctx.train.layer_lr_decay,
     )
+    private = PrivateTraining(model, opt, fed.dp, bs) if fed is not None and fed.dp else None
+    fwd = private.module if private is not None else model
+    step_opt = private.optimizer if private is not None else opt
     w = class_weights(y_all[tr_idx], k, tr["class_weighting"])  # per text, not per window
     weight = None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
     smoothing = ctx.train.label_smoothing
@@ -200,7 +208,11 @@ def run(ctx: JobContext) -> Phase2Result:
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
 
     epochs, lengths = ctx.train.epochs, enc_tr.lengths
+    if fed is not None and not fed.train:
+        epochs = 0  # score the given weights only
     steps_per_epoch = math.ceil(len(tr_rows) / bs)
+    if private is not None:
+        steps_per_epoch = max(1, round(1.0 / private.dp.sample_rate))
     total = epochs * steps_per_epoch
     warmup = int(ctx.train.warmup_ratio * total)
     st: dict[str, Any] = {
@@ -249,25 +261,35 @@ def run(ctx: JobContext) -> Phase2Result:
     progress.start("train", total, st["global_step"])
     while not st["finished"] and st["epoch"] < epochs:
         model.train()
-        batches = train_batches(lengths, bs, ctx.seed, st["epoch"])
+        if private is not None:
+            batches = private.batches(len(tr_rows))
+        else:
+            batches = train_batches(lengths, bs, ctx.seed, st["epoch"])
         for bi in range(st["step_in_epoch"], len(batches)):
             idx = batches[bi]
+            if len(idx) == 0:  # a Poisson draw may be empty: a step of the accountant all the same
+                st["global_step"] += 1
+                st["step_in_epoch"] = bi + 1
+                continue
             batch = collate([enc_tr.ids[i] for i in idx], tok.pad_token_id, device)
             target = torch.as_tensor(y_tr[idx], device=device)
             lr = get_lr(st["global_step"], total, warmup, ctx.train.learning_rate)
             for g in opt.param_groups:
                 g["lr"] = lr * float(g.get("lr_scale", 1.0))
             with autocast(device):
-                logits = model(**batch).logits
+                logits = fwd(**batch).logits
             loss = torch.nn.functional.cross_entropy(
                 logits.float(), target, weight=weight, label_smoothing=smoothing
             )
+            if fed is not None:
+                loss = loss + fed.proximal(model, anchor)
             scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            scaler.step(opt)
+            scaler.unscale_(step_opt)
+            if private is None:  # DP-SGD clips each example's gradient instead
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(step_opt)
             scaler.update()
-            opt.zero_grad(set_to_none=True)
+            step_opt.zero_grad(set_to_none=True)
             tokens = int(batch["attention_mask"].sum())
             counter.add(shape.train_flops(tokens, batch["input_ids"].shape[1]), tokens, "train")
             st["global_step"] += 1
@@ -297,8 +319,11 @@ def run(ctx: JobContext) -> Phase2Result:
         st["finished"] = True
         save(evaluate())
 
+    if private is not None:
+        private.close()
     best = ctx.checkpoints / f"checkpoint-{st['best_step']}"
-    if st["best_step"] is not None and ckpt.is_complete(best):
+    # A federated round hands back its last weights (what FedAvg averages), not the best epoch.
+    if st["best_step"] is not None and ckpt.is_complete(best) and fed is None:
         ckpt.load_weights(model, {n: t.to(device) for n, t in ckpt.load(best)["model"].items()})
     # The decision rule sees the best model's validation scores only; the holdout has no labels
     # here and never reaches the fit.
@@ -309,8 +334,15 @@ def run(ctx: JobContext) -> Phase2Result:
     probs = predictor.predict_proba(hold_df["text"].tolist(), counter, progress)
     # counted before save_model: merging LoRA adapters leaves only the head trainable
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dest = save_model(ctx, model, tok, tr["method"])
-    rule.save(dest)
+    if fed is not None:  # the round's update, not a deployable model
+        export(
+            ctx.out,
+            model,
+            {"examples": len(tr_idx), "steps": st["global_step"], "epochs": int(st["epoch"])},
+        )
+    else:
+        dest = save_model(ctx, model, tok, tr["method"])
+        rule.save(dest)
     history = [h for h in st["history"] if h.get("val_macro_f1") is not None]
     best_epoch = next((h["epoch"] for h in history if h["step"] == st["best_step"]), None)
     info = {
