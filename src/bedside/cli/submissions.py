@@ -71,6 +71,7 @@ def check(
         manifest = report.manifest.to_dict()
         train, holdout = reference_token_counts()
         est = estimate_pflops(report.n_params, manifest, train, holdout)
+        memory = _decoder_memory(report, manifest, est, policy)  # refuses what cannot fit
         smoke = (
             {"ran": False, "reason": "skipped (--no-smoke)."}
             if no_smoke
@@ -85,15 +86,59 @@ def check(
         "reference_corpus": {"train_rows": REFERENCE_ROWS[0], "holdout_rows": REFERENCE_ROWS[1]},
         "default_budget_pflops": policy.default_budget_pflops,
     }
+    if memory is not None:
+        data["memory"] = memory
     if fmt == Format.json:
         print_json(data)
     else:
         _print_check(report, manifest, est, smoke, policy)
+        if memory is not None:
+            m, t = memory["estimate"], memory["seconds"]
+            _say(
+                f"  memory         ~{m['phase1_gb']:.1f} GB phase 1, ~{m['phase2_gb']:.1f} GB phase 2 "
+                f"(batch {m['batch_size']} x {m['max_length']} tokens"
+                f"{', gradient checkpointing' if m['gradient_checkpointing'] else ''}; "
+                f"job limit {memory['limit_gb']:g} GB)"
+            )
+            _say(
+                f"  time           ~{t['phase1_s'] / 60:.0f} + {t['phase2_s'] / 60:.0f} min on "
+                f"{memory['threads']} CPU threads (a rough rate; the machine decides)"
+            )
     if not smoke_ok:
         raise BundleError(
             "the bundle passed intake, but its smoke run failed (see above).",
             hint="Fix the model or its recipe and run `bedside check` again.",
         )
+
+
+def _decoder_memory(
+    report: Any, manifest: dict[str, Any], est: dict[str, Any], policy: Policy
+) -> dict[str, Any] | None:
+    """Decoders: the memory and time estimate (engine/memory.py, no torch); a recipe whose
+    phases cannot fit the policy's memory limit is refused here, before any smoke run."""
+    if manifest["kind"] != "causal-lm":
+        return None
+    from bedside.engine.memory import advice, estimate, estimate_seconds
+    from bedside.submissions.validate import load_json
+
+    cfg = load_json(report.root, "config.json")
+    mem = estimate(cfg, report.n_params, manifest)
+    limit = policy.limits.memory_gb
+    if not mem.fits(limit):
+        raise BundleError(
+            f"the recipe needs ~{max(mem.phase1_gb, mem.phase2_gb):.1f} GB (phase 2: weights "
+            f"{mem.weights_gb:.1f}, optimiser state {mem.training_state_gb:.1f}, activations "
+            f"{mem.activations_gb:.1f} at batch {mem.batch_size} x {mem.max_length} tokens); a job "
+            f"gets {limit:g} GB.",
+            hint=advice(mem, limit),
+        )
+    threads = policy.limits.cpus
+    return {
+        "estimate": mem.to_dict(),
+        "limit_gb": limit,
+        "threads": threads,
+        "seconds": estimate_seconds(est, threads, checkpointing=mem.gradient_checkpointing),
+    }
 
 
 def _print_check(

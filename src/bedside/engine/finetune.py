@@ -184,6 +184,10 @@ def run(ctx: JobContext) -> Phase2Result:
     va_texts = [texts[i] for i in va_idx]
 
     model = build_model(ctx, tok.pad_token_id)
+    if spec.model_kind == "causal-lm":  # gradient checkpointing, no KV cache (engine/decoder.py)
+        from bedside.engine.decoder import prepare_for_training
+
+        prepare_for_training(model)
     if tr["method"] == "lora":
         model = apply_lora(model, tr["lora"])
     model.to(device)
