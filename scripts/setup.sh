@@ -22,6 +22,19 @@ if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
+# axe-core for the browser test's accessibility check, from the npm registry into build/npm/
+# (gitignored); the test injects build/npm/package/axe.min.js into each page.
+AXE_VERSION=4.14.1
+if [ "$DEV" = 1 ] && [ ! -f build/npm/package/axe.min.js ]; then
+  if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+  fi
+  mkdir -p build/npm
+  (cd build/npm && npm pack -q "axe-core@$AXE_VERSION" >/dev/null && tar xzf "axe-core-$AXE_VERSION.tgz") || \
+    echo "[setup] axe-core not fetched; the browser test's accessibility check will fail in CI"
+fi
+
 PIP="python3 -m pip"
 # The CPU build of torch first: anything that pulls torch later must find it installed, or pip
 # would fetch a multi-GB CUDA build.
