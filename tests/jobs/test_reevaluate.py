@@ -227,6 +227,7 @@ def test_a_version_activated_while_jobs_run_mixes_nothing(tmp_path: Path) -> Non
     assert {j["corpus_version_id"] for j in jobs.values()} == {1, v2}
 
 
+@pytest.mark.slow  # intake, the CLI, drift and the history: ~10 s on a loaded machine
 def test_owner_appends_a_batch_and_the_board_shows_both_versions(tmp_path: Path) -> None:
     """The issue's "done when": append newly labelled abstracts, the published model re-runs by
     itself, the board shows both versions side by side with the drift between them."""

@@ -160,6 +160,7 @@ def _client(ws: Workspace, token: str | None = None) -> Any:
     return TestClient(create_app(ws), headers=headers)
 
 
+@pytest.mark.slow  # the web app and its charts: ~10 s on a loaded 2-core machine
 def test_history_page_and_api_show_both_versions_and_the_drift(
     two_versions: tuple[Workspace, Any],
 ) -> None:
