@@ -304,10 +304,16 @@ def run(
             ).scalar_one()
         if left == 0:
             break
-        if kill_node and node_killed_at is None and done >= 2 and running and ray is not None:
+        busy = (
+            [n for n in ray_cluster.nodes if n.running("run_on_node")]
+            if kill_node and node_killed_at is None and done >= 2 and running and ray is not None
+            else []
+        )
+        if busy:  # kill a node that has a job in flight (Ray may place them all on one)
             faults["node_killed_with_running_jobs"] = running
+            faults["tasks_on_killed_node"] = busy[0].running("run_on_node")
             faults["done_at_kill"] = done
-            ray_cluster.nodes[0].kill()
+            busy[0].kill()
             node_killed_at = time.monotonic()
         for p in list(procs):  # a --once worker exits when idle; keep the pool full
             if p.poll() is not None:
@@ -377,7 +383,8 @@ def requeued_recovery(ws: Workspace, killed_at: float, t0: float) -> float | Non
     import datetime as dt
 
     kill_wall = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - killed_at)
-    last = max(r if r.tzinfo else r.replace(tzinfo=dt.UTC) for r in rows if r is not None)
+    stamps = [dt.datetime.fromisoformat(r) if isinstance(r, str) else r for r in rows if r]
+    last = max(r if r.tzinfo else r.replace(tzinfo=dt.UTC) for r in stamps)
     return round((last - kill_wall).total_seconds(), 1)
 
 

@@ -41,6 +41,21 @@ class Node:
     def __init__(self, proc: subprocess.Popen[bytes], name: str) -> None:
         self.proc, self.name = proc, name
 
+    def running(self, task: str) -> int:
+        """How many of this node's Ray workers are executing ``task`` now (a worker renames
+        itself ``ray::<task>`` while it runs one)."""
+        import psutil  # a dependency of ray[default]
+
+        try:
+            procs = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return 0
+        n = 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                n += any(part.startswith(f"ray::{task}") for part in p.cmdline()[:1])
+        return n
+
     def kill(self) -> None:
         """SIGKILL the node's whole process group (raylet, its workers and their sandboxes)."""
         with contextlib.suppress(ProcessLookupError):
