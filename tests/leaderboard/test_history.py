@@ -177,6 +177,7 @@ def test_history_page_and_api_show_both_versions_and_the_drift(
         assert r.status_code == 200
         assert "Version 1" in r.text and "Version 2 (active)" in r.text and "<svg" in r.text
         assert "moved above bolt model; significant" in r.text
+        assert 'id="drift"' in r.text and "Class shares" in r.text
         r = c.get("/api/data/drift")  # version 2 was stored without a parent here
         assert r.status_code == 404 and "has no parent" in r.json()["error"]["message"]
         r = c.get("/api/data/drift?a=1&b=2")

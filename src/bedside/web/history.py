@@ -160,6 +160,15 @@ def history_page(
         before = [v for v in h["versions"] if v["id"] < active["id"]]
         if before:
             chosen = build_leaderboard(ws, viewer, corpus_version_id=before[-1]["id"])
+    drift = None
+    if viewer is not None and chosen is not None and active_board is not None:
+        a, b = chosen["corpus_version"]["id"], active_board["corpus_version"]["id"]
+        if a != b:
+            try:
+                d = _drift(ws, str(min(a, b)), str(max(a, b)))
+                drift = {"a": d["a"]["id"], "b": d["b"]["id"], "reading": d["reading"]}
+            except BedsideError as e:  # other class sets, too few rows: say why
+                drift = {"a": min(a, b), "b": max(a, b), "reading": [e.message]}
     return page(
         request,
         "history.html",
@@ -170,6 +179,7 @@ def history_page(
         chart=trend_svg(h["versions"], h["models"]),
         chosen=chosen,
         active_board=active_board,
+        drift=drift,
         error=error,
     )
 
