@@ -288,6 +288,8 @@ def on_activation(
             "policy": mode,
             "queued": [],
             "skipped": [],
+            # the first version, or the active one again: there is nothing to re-run
+            "unchanged": previous_id is None or previous_id == version_id,
         }
     return reevaluate(ws, version_id, mode=mode, trigger="activation", actor=actor)
 
@@ -302,6 +304,8 @@ def list_reevaluations(ws: Workspace) -> list[dict[str, Any]]:
 def summary_lines(out: dict[str, Any]) -> list[str]:
     """Plain-words lines for the CLI: what was queued, what was skipped and why."""
     v = out["corpus_version_id"]
+    if out.get("unchanged"):
+        return []
     if out["policy"] == "none":
         return [f"re-evaluation: policy reevaluate = none; nothing queued on version {v}."]
     lines = [
