@@ -167,6 +167,11 @@ def test_a_contributor_sees_ladder_figures_and_no_details_the_owner_sees_exact(
         assert r["macro_f1_ci"] is None and r["accuracy"] is None and r["withheld"]
         assert all(pc["f1"] is None and pc["recall"] is None for pc in r["per_class"])
     assert board["holdout"]["ladder"] and board["tie_method"] == "released_scores"
+    from bedside.leaderboard import impact_rows
+
+    impact = impact_rows(ws, me, {}, {}, 0.0)  # priced from per-class recall: withheld too
+    assert not [r for r in impact["rows"] if r.get("kind") == "submission"]
+    assert [r for r in impact_rows(ws, OWNER, {}, {}, 0.0)["rows"] if r["kind"] == "submission"]
     assert all(r["macro_f1_ci"] is not None for r in owner_rows.values())
     # after the close the Ladder is lifted (no more submissions to probe with)
     _policy(ws, closes_at="2026-01-01", freeze_at_close=False)

@@ -97,6 +97,8 @@ def impact_rows(
     shares = class_shares(ws, (board["corpus_version"] or {}).get("id"))
     out_rows: list[dict[str, Any]] = []
     for row in board["rows"]:
+        if row.get("withheld"):
+            continue  # per-class recall is withheld under the Ladder / public split (holdout_rules)
         recall = {str(pc["name"]): float(pc["recall"] or 0.0) for pc in row["per_class"]}
         row_shares = {c: v for c, v in shares.items() if c in recall} or {
             c: 1 / len(recall) for c in recall
