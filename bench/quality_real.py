@@ -124,8 +124,12 @@ def recipes(epochs: int) -> dict[str, Recipe]:
                 **lora,
                 "learning_rate": 1e-3,
                 "max_length": 256,
-                "lora": {"r": 8, "alpha": 16, "dropout": 0.1,
-                         "target_modules": ["query", "key", "value", "dense"]},
+                "lora": {
+                    "r": 8,
+                    "alpha": 16,
+                    "dropout": 0.1,
+                    "target_modules": ["query", "key", "value", "dense"],
+                },
             },
         ),
         Recipe(
@@ -295,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 folds, 600 rows, 1 epoch, 128 tokens")
     ap.add_argument("--recipes", default="", help="comma-separated (default: all)")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--use-folds", type=int, default=0, help="fine-tuning: run only the first N")
+    ap.add_argument(
+        "--use-folds", type=int, default=0, help="fine-tuning and LLM zero-shot: first N folds"
+    )
     ap.add_argument("--rows", type=int, default=0, help="subsample the corpus (stratified)")
     ap.add_argument("--train-rows", type=int, default=0, help="fine-tuning: cap training rows")
     ap.add_argument("--epochs", type=int, default=3)
@@ -333,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         r = table[name]
         if a.max_length and r.train:
             r.train["max_length"] = a.max_length
-        n_folds = a.use_folds if (r.finetunes and a.use_folds) else a.folds
+        limited = r.finetunes or r.phase == "phase1"  # the costly ones: models run per row
+        n_folds = a.use_folds if (limited and a.use_folds) else a.folds
         shared = None
         if r.train.get("method") == "head-only":  # one cache per encoder and window settings
             t = manifest(r)["train"]
