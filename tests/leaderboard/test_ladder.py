@@ -223,3 +223,22 @@ def test_probing_leak_is_cut_by_the_ladder_and_absent_from_the_private_part() ->
     assert leak["split_public"] > 0.05  # the public part is learnt ...
     assert abs(leak["split_private"]) < 3 * floor  # ... the private part is not
     assert abs(leak["both_private"]) < 3 * floor
+
+
+def test_a_contributors_results_view_releases_what_its_board_row_does(probe_ws: Workspace) -> None:
+    from bedside.web.queries import get_result, submission_results
+
+    ws = probe_ws
+    cid = _contributor(ws, "acme")
+    sids = [_submit(ws, cid, f"m{i}", acc, seed=20 + i) for i, acc in enumerate([0.7, 0.705])]
+    me = Principal(role="contributor", name="acme", contributor_id=cid)
+    exact = [submission_results(ws, me, s)[0]["macro_f1"] for s in sids]
+    _policy(ws, ladder_step=0.05)
+    rows = _rows(build_leaderboard(ws, me))
+    for i, s in enumerate(sids):
+        [view] = submission_results(ws, me, s)
+        assert view["macro_f1"] == rows[f"m{i}"]["macro_f1"]
+        assert view["metrics"]["withheld"] and "per_class" not in view["metrics"]
+        assert get_result(ws, me, view["id"])["macro_f1"] == view["macro_f1"]
+    assert submission_results(ws, OWNER, sids[1])[0]["macro_f1"] == exact[1]  # exact for the owner
+    assert [submission_results(ws, me, s)[0]["macro_f1"] for s in sids] != exact

@@ -208,3 +208,74 @@ def _parts(
         if parts is not None:
             out[rid] = parts
     return out
+
+
+def released_result_views(
+    ws: Workspace, viewer: Any, views: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Result views (the API's ``/results``) as ``viewer`` may see them under the same rules.
+
+    The owner, and everyone once the window has closed or when neither the Ladder nor the
+    public split is on, gets ``views`` unchanged. Otherwise each submission result's macro-F1
+    is the figure its board releases for it (Ladder or public score) and its metrics keep only
+    ``n``: a contributor's own results page must not show what its board row withholds.
+    """
+    from bedside.leaderboard.board import build_leaderboard, window_closed
+
+    policy = ws.policy()
+    guarded = policy.ladder_step > 0 or policy.holdout_public_fraction > 0
+    owner = viewer is not None and getattr(viewer, "is_owner", False)
+    if owner or not guarded or window_closed(policy, None):
+        return [dict(v) for v in views]
+    released: dict[int, tuple[Any, Any]] = {}
+    boards: dict[int, dict[str, Any]] = {}
+    out = []
+    for v in views:
+        v = dict(v)
+        if v.get("submission_id") is None:
+            out.append(v)
+            continue
+        cv = _result_version(ws, int(v["id"]))
+        if cv not in boards:
+            boards[cv] = build_leaderboard(ws, viewer, corpus_version_id=cv)
+            p1_ids = _phase1_ids(ws, cv)
+            for row in boards[cv]["rows"]:
+                if row["kind"] != "submission":
+                    continue
+                released[int(row["result_id"])] = (row["macro_f1"], row.get("macro_f1_ci"))
+                p1 = p1_ids.get(int(row["submission_id"]))
+                if p1 is not None and p1 != row["result_id"]:
+                    released[p1] = (row.get("phase1_macro_f1"), None)
+        score, ci = released.get(int(v["id"]), (None, None))
+        metrics = v.get("metrics") or {}
+        v["macro_f1"] = score
+        v["metrics"] = {
+            "n": metrics.get("n"),
+            "macro_f1": score,
+            "macro_f1_ci": ci,
+            "withheld": True,
+        }
+        out.append(v)
+    return out
+
+
+def _result_version(ws: Workspace, result_id: int) -> int:
+    from sqlalchemy import select
+
+    from bedside.store import schema
+
+    r = schema.results
+    with ws.store.read() as conn:
+        return int(
+            conn.execute(select(r.c.corpus_version_id).where(r.c.id == result_id)).scalar_one()
+        )
+
+
+def _phase1_ids(ws: Workspace, corpus_version_id: int) -> dict[int, int]:
+    from bedside.leaderboard.board import latest_results
+
+    return {
+        int(r["submission_id"]): int(r["id"])
+        for r in latest_results(ws, corpus_version_id)
+        if r["submission_id"] is not None and r["phase"] == 1
+    }

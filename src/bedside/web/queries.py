@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bedside.errors import NotFoundError
 from bedside.leaderboard import round_released
 from bedside.leaderboard.claims import submission_claims
+from bedside.leaderboard.holdout_rules import released_result_views
 from bedside.store import audit, schema
 
 if TYPE_CHECKING:
@@ -177,7 +178,8 @@ def submission_results(
             .all()
         )
     decimals = ws.policy().score_decimals
-    return [result_view(dict(x), viewer.is_owner, decimals) for x in rows]
+    views = [result_view(dict(x), viewer.is_owner, decimals) for x in rows]
+    return released_result_views(ws, viewer, views)  # the Ladder / public split (holdout_rules)
 
 
 def result_view(row: Mapping[str, Any], owner: bool, decimals: int) -> dict[str, Any]:
@@ -221,7 +223,8 @@ def _visible_row(
 
 def get_result(ws: Workspace, viewer: Principal, result_id: int) -> dict[str, Any]:
     row = _visible_row(ws, viewer, schema.results, result_id, "result", shared_if_unowned=True)
-    return result_view(row, viewer.is_owner, ws.policy().score_decimals)
+    view = result_view(row, viewer.is_owner, ws.policy().score_decimals)
+    return released_result_views(ws, viewer, [view])[0]
 
 
 # -- jobs ---------------------------------------------------------------------------------
