@@ -238,7 +238,25 @@ def test_a_contributors_results_view_releases_what_its_board_row_does(probe_ws: 
     for i, s in enumerate(sids):
         [view] = submission_results(ws, me, s)
         assert view["macro_f1"] == rows[f"m{i}"]["macro_f1"]
-        assert view["metrics"]["withheld"] and "per_class" not in view["metrics"]
+        assert view["metrics"]["withheld"] and view["metrics"]["per_class"] == []
         assert get_result(ws, me, view["id"])["macro_f1"] == view["macro_f1"]
     assert submission_results(ws, OWNER, sids[1])[0]["macro_f1"] == exact[1]  # exact for the owner
     assert [submission_results(ws, me, s)[0]["macro_f1"] for s in sids] != exact
+
+
+@pytest.mark.slow  # builds the web app: a few seconds under load
+def test_the_submission_page_and_api_render_withheld_results(probe_ws: Workspace) -> None:
+    from fastapi.testclient import TestClient
+
+    from bedside.submissions.contributors import add_contributor
+    from bedside.web.app import create_app
+
+    ws = probe_ws
+    row, token = add_contributor(ws, "acme")
+    sid = _submit(ws, int(row["id"]), "m0", 0.7, 3)
+    _policy(ws, ladder_step=0.05)
+    with TestClient(create_app(ws), headers={"Authorization": f"Bearer {token}"}) as c:
+        assert c.get(f"/submissions/{sid}").status_code == 200
+        [res] = c.get(f"/api/submissions/{sid}/results").json()["results"]
+        assert res["metrics"]["withheld"] and res["metrics"]["per_class"] == []
+        assert res["macro_f1"] == round_to_step(res["macro_f1"], 0.05)  # a Ladder figure

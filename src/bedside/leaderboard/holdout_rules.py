@@ -249,10 +249,15 @@ def released_result_views(
         score, ci = released.get(int(v["id"]), (None, None))
         metrics = v.get("metrics") or {}
         v["macro_f1"] = score
-        v["metrics"] = {
+        v["metrics"] = {  # the shape of a result's metrics, every withheld figure None
             "n": metrics.get("n"),
             "macro_f1": score,
             "macro_f1_ci": ci,
+            "accuracy": None,
+            "per_class": [],
+            "confusion": None,
+            "robustness": None,
+            "delta_vs_phase1": None,
             "withheld": True,
         }
         out.append(v)
