@@ -134,6 +134,18 @@ class PrivateTraining:
         # torch warns on every step that its full backward hook fires on outputs only, which
         # is what Opacus's per-example gradients need.
         warnings.filterwarnings("ignore", "Full backward hook is firing", UserWarning)
+        # Embedding tables stay fixed under DP: position ids broadcast over the batch, which
+        # per-example gradients cannot split, and a vocabulary-sized table per example would
+        # not fit. They are unfrozen again by close(), so the update keeps every exchanged name.
+        self.frozen = [
+            p
+            for m in model.modules()
+            if isinstance(m, torch.nn.Embedding)
+            for p in m.parameters()
+            if p.requires_grad
+        ]
+        for p in self.frozen:
+            p.requires_grad_(False)
         self.module = GradSampleModule(model)
         # Noise and sampling must not be predictable from the run's seed (whoever knows it could
         # subtract the noise, or tell which rows a step used), so both are seeded from the OS.
@@ -155,6 +167,8 @@ class PrivateTraining:
 
     def close(self) -> None:
         self.module._close()
+        for p in self.frozen:
+            p.requires_grad_(True)
 
 
 def export(out: Path, model: torch.nn.Module, info: dict[str, Any]) -> Path:
