@@ -313,3 +313,24 @@ def test_the_report_downloads_from_the_admin_page(client: TestClient, pop: Popul
     post_form(client, "/logout")
     login(client, pop.tokens["acme"])
     assert client.get("/admin/report.html").status_code == 404
+
+
+def test_the_owner_picks_the_vendor_before_uploading(client: TestClient, pop: Populated) -> None:
+    login(client, pop.owner)
+    first = client.get("/submissions/new").text
+    assert 'id="vendor-form"' in first and 'id="upload-form"' not in first
+    chosen = client.get("/submissions/new?contributor=globex").text
+    assert re.search(
+        r'action="/submissions/new\?csrf_token=[0-9a-f]+&amp;contributor=globex"', chosen
+    )
+    assert 'data-api="/api/uploads?contributor=globex"' in chosen
+    assert client.get("/submissions/new?contributor=nobody").status_code == 404
+
+
+def test_impact_ranks_are_hidden_from_contributors_before_publication(
+    client: TestClient, pop: Populated
+) -> None:
+    rows = client.get("/api/impact", headers=pop.headers("acme")).json()["rows"]
+    assert all(r["rank_label"] == "–" for r in rows if r["kind"] == "submission")
+    owner = client.get("/api/impact", headers=pop.headers("owner")).json()["rows"]
+    assert any(r["rank_label"] not in ("–", "") for r in owner if r["kind"] == "submission")

@@ -162,8 +162,13 @@ def get_impact(
         "ai_cost_per_year": ai_cost_per_year,
         "currency": currency,
     }
-    return leaderboard.impact_rows(
-        ws, p, assumptions, parse_ai_costs(ai_cost or []), baseline_cost_per_year
+    from bedside.web.decisions import hide_ranks
+
+    return hide_ranks(
+        leaderboard.impact_rows(
+            ws, p, assumptions, parse_ai_costs(ai_cost or []), baseline_cost_per_year
+        ),
+        p,
     )
 
 

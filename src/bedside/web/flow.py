@@ -38,15 +38,23 @@ def curl_lines(request: Request) -> list[str]:
 
 
 @router.get("/submissions/new", response_class=HTMLResponse)
-def upload_form(request: Request, ws: WS, viewer: Viewer) -> Response:
+def upload_form(
+    request: Request, ws: WS, viewer: Viewer, contributor: str | None = None
+) -> Response:
+    """The owner first picks the vendor (a GET form), so the upload form's action names it and
+    works without JavaScript too."""
     me = None if viewer.is_owner else queries.get_contributor(ws, viewer.name)
     contributors = queries.list_contributors(ws) if viewer.is_owner else []
+    chosen = None
+    if viewer.is_owner and contributor:
+        chosen = queries.get_contributor(ws, contributor)["name"]
     return page(
         request,
         "upload.html",
         viewer,
         me=me,
         contributors=contributors,
+        chosen=chosen,
         curl=curl_lines(request),
         max_mb=request.app.state.max_upload_bytes / 2**20
         if request.app.state.max_upload_bytes

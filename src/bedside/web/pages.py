@@ -302,6 +302,7 @@ def impact_page(request: Request, ws: WS, viewer: MaybeViewer) -> Response:
     except ConfigError as e:
         error = e.to_dict()
         impact = leaderboard.impact_rows(ws, viewer, {}, {}, 0.0)
+    impact = hide_ranks(impact, viewer)
     if invalid and error is None:
         error = {
             "code": "config_error",

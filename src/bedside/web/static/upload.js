@@ -19,9 +19,7 @@
     ev.preventDefault();
     var data = new FormData();
     data.append("bundle", file, file.name);
-    var url = form.getAttribute("data-api");
-    var vendor = form.querySelector("select[name=contributor]");
-    if (vendor) url += "?contributor=" + encodeURIComponent(vendor.value);
+    var url = form.getAttribute("data-api");  // names the vendor when the owner submits
     var xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.withCredentials = true;
