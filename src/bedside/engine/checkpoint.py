@@ -13,7 +13,16 @@
                             match it) is torn and never resumed from
 
 A checkpoint is built in a temp dir, every file fsynced, the dir renamed into place, then COMPLETE
-written and fsynced. Only the last two complete checkpoints and the best one are kept.
+written and fsynced. Only the last two complete checkpoints and the best one are kept, and only the
+newest keeps the optimiser moments (twice the weights for AdamW: the others are read for their
+weights only, as the best epoch's model, so their moments are dead bytes on disk).
+
+Saving is two steps so that training need not wait for the disk: :func:`snapshot` copies the
+state into fresh CPU tensors (a memcpy: milliseconds for MiniLM) in the training thread, then
+:func:`write` (or :class:`AsyncWriter`, which runs it in a background thread, one write at a
+time) serialises and fsyncs the copy while the next steps run. The copy is taken between steps,
+so what lands on disk is exactly the state the synchronous path would have written.
+:class:`Schedule` decides when: every N optimiser steps, or every N minutes of wall time.
 """
 
 from __future__ import annotations
@@ -24,6 +33,10 @@ import random
 import re
 import shutil
 import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,31 +118,60 @@ def load_optimizer_state(
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save(
-    ckpt_root: Path,
-    step: int,
-    model: torch.nn.Module,
-    opt: torch.optim.Optimizer | None,
-    state: dict[str, Any],
-    keep_steps: set[int] | None = None,
-) -> Path:
-    """Write ``checkpoint-STEP`` atomically, then prune old ones (keeping ``keep_steps``)."""
+def _copy(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # .to(copy=True) always allocates: a CPU tensor's .cpu() would alias the live parameter,
+    # which the next optimiser step overwrites while the writer thread is still reading it.
+    return {n: t.detach().to("cpu", copy=True).contiguous() for n, t in tensors.items()}
+
+
+@dataclass
+class Snapshot:
+    """Everything one checkpoint holds, copied out of the live model and optimiser."""
+
+    step: int
+    model: dict[str, torch.Tensor]
+    rng: dict[str, torch.Tensor]
+    state: dict[str, Any]  # JSON-able: the caller's state plus "rng" and "step"
+    optimizer: dict[str, torch.Tensor] | None = None
+    optimizer_meta: dict[str, Any] | None = None
+
+
+def snapshot(
+    step: int, model: torch.nn.Module, opt: torch.optim.Optimizer | None, state: dict[str, Any]
+) -> Snapshot:
+    """Copy the state to save at ``step``; the model and optimiser may change right after."""
+    rt, rs = rng_state()
+    snap = Snapshot(
+        step=step,
+        model=_copy({n: p for n, p in model.named_parameters() if p.requires_grad}),
+        rng=_copy(rt),
+        # a JSON round trip is a deep copy that also fails here, not in the thread, on bad state
+        state=json.loads(json.dumps({**state, "rng": rs, "step": step})),
+    )
+    if opt is not None:
+        ot, om = optimizer_state(opt)
+        snap.optimizer, snap.optimizer_meta = _copy(ot), json.loads(json.dumps(om))
+    return snap
+
+
+def write(ckpt_root: Path, snap: Snapshot, keep_steps: set[int] | None = None) -> Path:
+    """Write ``snap`` as ``checkpoint-STEP`` atomically, then prune old ones (keeping
+    ``keep_steps``) and drop the optimiser moments from all but this one."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
+    step = snap.step
     tmp = Path(tempfile.mkdtemp(dir=ckpt_root, prefix=f".tmp-checkpoint-{step}-"))
     files: dict[str, Path] = {}
     files["model.safetensors"] = tmp / "model.safetensors"
-    save_file(trainable_state(model), str(files["model.safetensors"]))
-    if opt is not None:
-        ot, om = optimizer_state(opt)
+    save_file(snap.model, str(files["model.safetensors"]))
+    if snap.optimizer is not None:
         files["optimizer.safetensors"] = tmp / "optimizer.safetensors"
-        save_file(ot, str(files["optimizer.safetensors"]))
+        save_file(snap.optimizer, str(files["optimizer.safetensors"]))
         files["optimizer.json"] = tmp / "optimizer.json"
-        files["optimizer.json"].write_text(json.dumps(om))
-    rt, rs = rng_state()
+        files["optimizer.json"].write_text(json.dumps(snap.optimizer_meta))
     files["rng.safetensors"] = tmp / "rng.safetensors"
-    save_file(rt, str(files["rng.safetensors"]))
+    save_file(snap.rng, str(files["rng.safetensors"]))
     files["state.json"] = tmp / "state.json"
-    files["state.json"].write_text(json.dumps({**state, "rng": rs, "step": step}, indent=1))
+    files["state.json"].write_text(json.dumps(snap.state, indent=1))
     for f in files.values():
         _fsync_file(f)
     fsync_dir(tmp)
@@ -141,7 +183,107 @@ def save(
     sizes = {name: (final / name).stat().st_size for name in files}
     atomic_write(final / "COMPLETE", json.dumps(sizes))
     prune(ckpt_root, keep_steps or set())
+    if snap.optimizer is not None:
+        for s, d in complete_checkpoints(ckpt_root):
+            if s != step:
+                drop_optimizer(d)
     return final
+
+
+def save(
+    ckpt_root: Path,
+    step: int,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer | None,
+    state: dict[str, Any],
+    keep_steps: set[int] | None = None,
+) -> Path:
+    """Write ``checkpoint-STEP`` now, in this thread (:func:`snapshot` then :func:`write`)."""
+    return write(ckpt_root, snapshot(step, model, opt, state), keep_steps)
+
+
+def drop_optimizer(d: Path) -> None:
+    """Remove the optimiser files of a complete checkpoint, keeping it complete: COMPLETE is
+    rewritten (atomically) without them first, so a crash in between leaves a checkpoint whose
+    marker matches its files either way."""
+    names = ("optimizer.safetensors", "optimizer.json")
+    if not any((d / n).exists() for n in names):
+        return
+    sizes = json.loads((d / "COMPLETE").read_text())
+    atomic_write(d / "COMPLETE", json.dumps({k: v for k, v in sizes.items() if k not in names}))
+    for n in names:
+        (d / n).unlink(missing_ok=True)
+    fsync_dir(d)
+
+
+class AsyncWriter:
+    """Writes snapshots in a background thread, one at a time.
+
+    ``submit`` first waits for the write before it (so at most one copy of the state is in
+    memory besides the live one, and checkpoints land in step order), then returns at once.
+    A write's exception is raised by the next ``submit`` or ``wait``, never lost.
+    With ``background=False`` it writes in the caller's thread (the old, synchronous path).
+    """
+
+    def __init__(self, ckpt_root: Path, background: bool = True) -> None:
+        self.ckpt_root, self.background = ckpt_root, background
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.seconds_blocked = 0.0  # training time spent waiting on checkpoints
+
+    def submit(self, snap: Snapshot, keep_steps: set[int] | None = None) -> None:
+        self.wait()
+        if not self.background:
+            t = time.perf_counter()
+            write(self.ckpt_root, snap, keep_steps)
+            self.seconds_blocked += time.perf_counter() - t
+            return
+        keep = set(keep_steps or ())
+        self._thread = threading.Thread(
+            target=self._run, args=(snap, keep), name=f"checkpoint-{snap.step}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, snap: Snapshot, keep: set[int]) -> None:
+        try:
+            write(self.ckpt_root, snap, keep)
+        except BaseException as e:  # raised in the training thread by the next wait()
+            self._error = e
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; re-raise its error."""
+        if self._thread is not None:
+            t = time.perf_counter()
+            self._thread.join()
+            self.seconds_blocked += time.perf_counter() - t
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+
+@dataclass
+class Schedule:
+    """When to checkpoint inside an epoch: every ``every_steps`` optimiser steps, or, when
+    ``every_minutes`` is set, once that much wall time has passed since the last save (epoch
+    ends are always saved by the loop). Time-based saves cost the same on a slow CPU and a fast
+    GPU, where a fixed step count turns into a checkpoint every few seconds."""
+
+    every_steps: int
+    every_minutes: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    _last: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self._last = self.clock()
+
+    def due(self, step: int) -> bool:
+        if self.every_minutes is not None:
+            return self.clock() - self._last >= self.every_minutes * 60.0
+        return self.every_steps > 0 and step % self.every_steps == 0
+
+    def saved(self) -> None:
+        self._last = self.clock()
 
 
 def is_complete(d: Path) -> bool:

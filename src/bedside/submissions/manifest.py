@@ -82,6 +82,14 @@ def _int(section: str, key: str, value: Any, lo: int | None, hi: int | None) -> 
     return value
 
 
+def _flag(section: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BundleError(
+            f"{MANIFEST_NAME}: {_where(section, key)} must be true or false; found {value!r}."
+        )
+    return value
+
+
 def _finite(value: Any) -> bool:
     try:
         return math.isfinite(value)
@@ -167,6 +175,13 @@ class TrainConfig:
     # class (demo holdout: full fine-tuning 0.564 with them, 0.495 with argmax). Frozen encoders
     # do better with "argmax" (bench/quality_real.py: offsets -0.009 to -0.023 over 5 folds).
     decision_rule: str = "fitted-offsets"
+    # Throughput (docs/submission-format.md): a frozen word-embedding table (no gradient and no
+    # AdamW state for it: a third of MiniLM's parameters), a recipe of its own; checkpoints every
+    # N minutes of wall time (None: every N steps as the job spec says; epoch ends always),
+    # written by a background thread from a copy of the state unless async_checkpoints is off.
+    freeze_embeddings: bool = False
+    checkpoint_minutes: float | None = None
+    async_checkpoints: bool = True
 
     def __post_init__(self) -> None:
         s = "train"
@@ -192,6 +207,12 @@ class TrainConfig:
         self.layer_lr_decay = _float(s, "layer_lr_decay", self.layer_lr_decay, 0.5, 1.0)
         self.label_smoothing = _float(s, "label_smoothing", self.label_smoothing, 0.0, 0.3)
         self.decision_rule = _choice(s, "decision_rule", self.decision_rule, DECISION_RULES)
+        self.freeze_embeddings = _flag(s, "freeze_embeddings", self.freeze_embeddings)
+        self.async_checkpoints = _flag(s, "async_checkpoints", self.async_checkpoints)
+        if self.checkpoint_minutes is not None:
+            self.checkpoint_minutes = _float(
+                s, "checkpoint_minutes", self.checkpoint_minutes, 0.1, 1440.0
+            )
 
 
 @dataclass
