@@ -34,6 +34,7 @@ MODULES = (
     "screening",
     "bundle",
     "versions",  # after web: its `leaderboard` adds --version and --history
+    "federation",
 )
 
 

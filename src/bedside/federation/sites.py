@@ -107,7 +107,9 @@ def round_manifest(manifest: dict[str, Any], cfg: FederationConfig, epochs: int)
     tr.update(cfg.train)
     tr["method"] = cfg.method
     tr["epochs"] = epochs
-    tr["early_stopping_patience"] = max(int(tr.get("early_stopping_patience") or 2), epochs)
+    tr["early_stopping_patience"] = min(
+        10, max(int(tr.get("early_stopping_patience") or 2), epochs)
+    )
     if cfg.dp is not None:
         tr["windows"] = 1  # a record must be one training row for record-level DP
     return m
