@@ -9,7 +9,7 @@
     dp.py        noise multiplier for a target epsilon, epsilon spent (Opacus' RDP accountant)
     board.py     the federation's leaderboard: per-site and sample-weighted macro-F1 with CIs
     run.py       setup, simulation, baselines (local-only, pooled), results.json
-    deploy.py    Flower's deployment mode: SuperLink + SuperNodes on TLS
+    demo.py      three sites from the embedded corpus (bedside federation demo)
 
 Flower and Opacus are the ``federated`` extra (``pip install -e '.[federated]'``); nothing here
 imports them until a federation runs.
