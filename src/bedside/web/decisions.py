@@ -108,10 +108,11 @@ def decide(ws: Workspace, board: dict[str, Any], viewer: Principal | None) -> di
         (r for r in rows if r.get("kind") == "baseline" and r.get("baseline_kind") != "current"),
         None,
     )
-    subs = [r for r in rows if r.get("kind") == "submission"]
+    # a figure withheld by the release rules (None) is no figure to decide on
+    subs = [r for r in rows if r.get("kind") == "submission" and r.get("macro_f1") is not None]
     own = viewer is not None and not viewer.is_owner and board.get("scope") == "own"
     who = "none of your models" if own else "no vendor"
-    if base is None:
+    if base is None or base.get("macro_f1") is None:
         return {
             "summary": "There is no internal baseline on this corpus yet to compare with.",
             "level": "info",
