@@ -45,7 +45,10 @@ def _visible_result(
         )
     if row is None:  # pragma: no cover - it was on the board a moment ago
         raise NotFoundError(f"no result {result_id} in this workspace.")
-    return queries.result_view(dict(row), False, ws.policy().score_decimals)
+    from bedside.leaderboard.holdout_rules import released_result_views
+
+    view = queries.result_view(dict(row), False, ws.policy().score_decimals)
+    return released_result_views(ws, viewer, [view])[0]  # the Ladder / public split
 
 
 def _label(res: dict[str, Any], board_rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,7 +117,10 @@ def _test(
     ws: Workspace, ra: dict[str, Any], rb: dict[str, Any], la: dict[str, Any], lb: dict[str, Any]
 ) -> dict[str, Any]:
     decimals = ws.policy().score_decimals
-    if ra["macro_f1"] is None or rb["macro_f1"] is None:
+    # the release rules (Ladder, public split) reduce a contributor's metrics to n: compare
+    # nothing finer than what they release
+    reduced = any(not r["metrics"].get("macro_f1_ci") for r in (ra, rb))
+    if ra["macro_f1"] is None or rb["macro_f1"] is None or reduced:
         # withheld by the release rules: a paired test would give the figure away
         return {
             "method": "withheld",
