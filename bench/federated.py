@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--local-epochs", type=int, default=2)
     ap.add_argument("--eps", default="1,3,8", help="DP targets (comma-separated; '' for none)")
     ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--skip-plain", action="store_true", help="Only the DP settings.")
     a = ap.parse_args(argv)
 
     from bedside.federation.board import render
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     sites = make_sites(a.dev, a.labels, a.out / "sites")
     texts = pd.read_csv(a.dev)["medical_abstract"].astype(str).tolist()
     bundle = make_bundle(texts, a.out / "bundle", hidden=a.hidden)
-    settings: list[float | None] = [None] + [float(e) for e in a.eps.split(",") if e.strip()]
+    settings: list[float | None] = [] if a.skip_plain else [None]
+    settings += [float(e) for e in a.eps.split(",") if e.strip()]
     results = []
     for eps in settings:
         cfg = FederationConfig(

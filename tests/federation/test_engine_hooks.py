@@ -95,6 +95,7 @@ def test_wrong_shape_init_fails_as_invalid_input(
     assert err["error_class"] == "invalid_input" and name in err["message"]
 
 
+@pytest.mark.slow  # three engine jobs
 def test_proximal_term_keeps_the_update_near_the_global_weights(
     fed_bundle: Path, corpora: Any, tmp_path: Path, clean_env: None
 ) -> None:
