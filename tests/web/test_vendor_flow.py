@@ -334,3 +334,24 @@ def test_impact_ranks_are_hidden_from_contributors_before_publication(
     assert all(r["rank_label"] == "–" for r in rows if r["kind"] == "submission")
     owner = client.get("/api/impact", headers=pop.headers("owner")).json()["rows"]
     assert any(r["rank_label"] not in ("–", "") for r in owner if r["kind"] == "submission")
+
+
+def test_under_the_ladder_a_contributor_gets_no_paired_test(
+    client: TestClient, pop: Populated
+) -> None:
+    from bedside.config import Policy
+
+    ws = pop.ws
+    ws.set_policy(Policy.from_dict({**ws.policy().to_dict(), "ladder_step": 0.05}))
+    h = pop.headers("acme")
+    board = client.get("/api/leaderboard", headers=h).json()
+    subs = [r for r in board["rows"] if r["kind"] == "submission" and r.get("vs_baseline")]
+    assert subs and all(r["vs_baseline"]["ci"] is None for r in subs)
+    assert all(r["vs_baseline"]["method"] == "withheld" for r in subs)
+    base = next(r for r in board["rows"] if r["kind"] == "baseline")
+    view = client.get(
+        f"/api/compare?a={base['result_id']}&b={subs[0]['result_id']}", headers=h
+    ).json()
+    assert view["test"]["method"] == "withheld" and view["test"]["ci"] is None
+    owner = client.get("/api/leaderboard", headers=pop.headers("owner")).json()
+    assert any(r["vs_baseline"]["ci"] for r in owner["rows"] if r["kind"] == "submission")
