@@ -5,6 +5,10 @@ activation gradients (needed whenever anything below is trainable) plus 2N_train
 gradients, so full fine-tuning is the familiar 6N and LoRA/frozen runs are ~4N + 2N_trainable.
 Embedding tables are lookups, not matmuls, and are left out of N (as in Kaplan et al.). Attention
 scores and values add 4 * layers * padded_len * d_model per token forward.
+
+So the ``full+frozen-embeddings`` recipe (``freeze_embeddings``) costs the same FLOPs per token
+as ``full``: what it saves is the table's gradient scatter, clipping and AdamW update (memory
+traffic, not matmuls), which shows in the wall time, not in this count.
 """
 
 from __future__ import annotations
