@@ -29,7 +29,7 @@ def _drop(value: str | None) -> dict[str, Any] | None:
 def _show(res: dict[str, Any]) -> None:
     from bedside.federation.board import render
 
-    console.print(safe(render(res["board"])))
+    console.print(safe(render(res["board"]), newlines=True))
     for rnd in res["rounds"]:
         parts = [f"round {rnd['round']}: {len(rnd['updates'])} updates"]
         if rnd["failed"]:
