@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +167,9 @@ def test_default_job_predicts_as_the_synchronous_path(
     np.testing.assert_array_equal(np.array(a["probs"]), np.array(c["probs"]))
     compute = json.loads((new / "out" / "compute.json").read_text())
     assert compute["info"]["recipe"] == "full"
-    assert compute["threads"] == 1 and compute["peak_rss_mb"] > 0
+    # threads = the job's CPU quota, no tokenizer threads on top; peak memory per job
+    assert compute["threads"] == 1 and torch.get_num_threads() == 1
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false" and compute["peak_rss_mb"] > 0
     newest = ckpt.complete_checkpoints(new / "checkpoints")
     assert (newest[0][1] / "optimizer.safetensors").is_file()
     assert not any((d / "optimizer.safetensors").exists() for _, d in newest[1:])

@@ -350,13 +350,17 @@ def run(ctx: JobContext) -> Phase2Result:
         st["finished"] = True
         save(evaluate())
 
-    writer.wait()  # the best checkpoint may still be in flight
     if private is not None:
         private.close()
     best = ctx.checkpoints / f"checkpoint-{st['best_step']}"
     # A federated round hands back its last weights (what FedAvg averages), not the best epoch.
-    if st["best_step"] is not None and ckpt.is_complete(best) and fed is None:
-        ckpt.load_weights(model, {n: t.to(device) for n, t in ckpt.load(best)["model"].items()})
+    # When the best is the newest checkpoint the model already holds its weights: no reload, and
+    # its write (still in flight) overlaps the predictions below.
+    if fed is None and st["best_step"] is not None and st["best_step"] != st["global_step"]:
+        writer.wait()
+        if ckpt.is_complete(best):
+            best_w = ckpt.load(best)["model"]
+            ckpt.load_weights(model, {n: t.to(device) for n, t in best_w.items()})
     # The decision rule sees the best model's validation scores only; the holdout has no labels
     # here and never reaches the fit.
     lv = val_logits() if len(va_idx) else np.zeros((0, k))
@@ -364,6 +368,7 @@ def run(ctx: JobContext) -> Phase2Result:
     rule.windows = settings
     predictor = Predictor(model, tok, rule, device, batch_size=bs * 2, settings=settings)
     probs = predictor.predict_proba(hold_df["text"].tolist(), counter, progress)
+    writer.wait()  # every checkpoint on disk before the job reports done
     # counted before save_model: merging LoRA adapters leaves only the head trainable
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if fed is not None:  # the round's update, not a deployable model
