@@ -13,6 +13,7 @@ from bedside.data.corpus import ClassInfo, group_key, write_version_files
 from bedside.store import schema
 from bedside.store.store import utcnow
 from bedside.workspace import Workspace
+from tests.store.seed import insert_contributor
 
 CLASSES = [
     ClassInfo("1", "neoplasms", "tumours and cancers"),
@@ -113,20 +114,9 @@ def make_submission(ws: Workspace) -> Callable[[int], tuple[int, int]]:
         now = utcnow()
         made.append(corpus_version_id)
         with ws.store.write() as conn:
-            cid = conn.execute(
-                schema.contributors.insert().values(
-                    name=f"vendor-{len(made)}",
-                    token_salt="00",
-                    token_hash="00",
-                    token_prefix="bsc_x",
-                    max_submissions=5,
-                    budget_pflops=1.0,
-                    used_pflops=0.0,
-                    revoked=False,
-                    created_at=now,
-                    meta={},
-                )
-            ).inserted_primary_key[0]
+            cid = insert_contributor(
+                conn, f"vendor-{len(made)}", budget_pflops=1.0, token_prefix="bsc_x", created_at=now
+            )
             sid = conn.execute(
                 schema.submissions.insert().values(
                     contributor_id=cid,

@@ -16,6 +16,7 @@ from bedside.jobs.queue import enqueue_for_submission
 from bedside.store import schema
 from bedside.store.store import utcnow
 from bedside.workspace import Workspace
+from tests.store.seed import insert_contributor
 
 CLASSES = ("neoplasms", "digestive system diseases", "cardiovascular diseases")
 VOCAB = {
@@ -154,20 +155,9 @@ def make_workspace(
                 active=True,
             )
         ).inserted_primary_key[0]
-        con = conn.execute(
-            schema.contributors.insert().values(
-                name="vendor",
-                token_salt="00",
-                token_hash="00",
-                token_prefix="bsc_test",
-                max_submissions=5,
-                budget_pflops=budget_pflops,
-                used_pflops=0.0,
-                revoked=False,
-                created_at=utcnow(),
-                meta={},
-            )
-        ).inserted_primary_key[0]
+        con = insert_contributor(
+            conn, "vendor", budget_pflops=budget_pflops, token_prefix="bsc_test"
+        )
         sub = conn.execute(
             schema.submissions.insert().values(
                 contributor_id=con,

@@ -31,6 +31,7 @@ from tests.jobs.support import (
 from tests.jobs.support import (
     test_policy as policy_for_tests,
 )
+from tests.store.seed import insert_contributor
 
 
 def add_version(ws: Workspace, extra: int = 12, classes: tuple[str, ...] = CLASSES) -> int:
@@ -248,20 +249,7 @@ def test_owner_appends_a_batch_and_the_board_shows_both_versions(tmp_path: Path)
     (ws.bundles_dir / "h" / "bedside.toml").parent.mkdir(parents=True)
     (ws.bundles_dir / "h" / "bedside.toml").write_text('name = "m"\n')
     with ws.store.write() as conn:
-        cid = conn.execute(
-            schema.contributors.insert().values(
-                name="acme",
-                token_salt="00",
-                token_hash="00",
-                token_prefix="bsc_acme",
-                max_submissions=5,
-                budget_pflops=10.0,
-                used_pflops=0.0,
-                revoked=False,
-                created_at=utcnow(),
-                meta={},
-            )
-        ).inserted_primary_key[0]
+        cid = insert_contributor(conn, "acme")
         sid = conn.execute(
             schema.submissions.insert().values(
                 contributor_id=cid,

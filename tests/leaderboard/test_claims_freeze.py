@@ -24,6 +24,7 @@ from bedside.store import audit, schema
 from bedside.store.store import utcnow
 from bedside.workspace import Workspace
 from tests.evaluation.conftest import add_corpus, synthetic_frame
+from tests.store.seed import insert_contributor
 
 UTC = dt.UTC
 
@@ -92,20 +93,7 @@ def _vendor(ws: Workspace, name: str, manifest: dict[str, Any], accuracy: float,
     """A contributor with one submission and a scored phase-1 result; returns the contributor id."""
     corpus = load_corpus(ws)
     with ws.store.write() as conn:
-        cid = conn.execute(
-            schema.contributors.insert().values(
-                name=name,
-                token_salt="00",
-                token_hash="00",
-                token_prefix=f"bsc_{name}",
-                max_submissions=5,
-                budget_pflops=10.0,
-                used_pflops=0.0,
-                revoked=False,
-                created_at=utcnow(),
-                meta={},
-            )
-        ).inserted_primary_key[0]
+        cid = insert_contributor(conn, name)
         sid = conn.execute(
             schema.submissions.insert().values(
                 contributor_id=cid,

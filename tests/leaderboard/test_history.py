@@ -19,6 +19,7 @@ from bedside.store import schema
 from bedside.store.store import utcnow
 from bedside.workspace import Workspace
 from tests.evaluation.conftest import add_corpus, synthetic_frame
+from tests.store.seed import insert_contributor
 
 
 def _probs(corpus: Corpus, accuracy: float, seed: int) -> np.ndarray:
@@ -33,20 +34,7 @@ def _probs(corpus: Corpus, accuracy: float, seed: int) -> np.ndarray:
 
 def _submission(ws: Workspace, name: str) -> tuple[int, int]:
     with ws.store.write() as conn:
-        cid = conn.execute(
-            schema.contributors.insert().values(
-                name=name,
-                token_salt="00",
-                token_hash="00",
-                token_prefix=f"bsc_{name}",
-                max_submissions=5,
-                budget_pflops=10.0,
-                used_pflops=0.0,
-                revoked=False,
-                created_at=utcnow(),
-                meta={},
-            )
-        ).inserted_primary_key[0]
+        cid = insert_contributor(conn, name)
         sid = conn.execute(
             schema.submissions.insert().values(
                 contributor_id=cid,

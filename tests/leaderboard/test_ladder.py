@@ -23,6 +23,7 @@ from bedside.store import schema
 from bedside.store.store import utcnow
 from bedside.workspace import Workspace
 from tests.evaluation.conftest import add_corpus, synthetic_frame
+from tests.store.seed import insert_contributor
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "holdout_probing.py"
 UTC = dt.UTC
@@ -81,22 +82,7 @@ def probe_ws(ws: Workspace) -> Workspace:
 
 def _contributor(ws: Workspace, name: str) -> int:
     with ws.store.write() as conn:
-        return int(
-            conn.execute(
-                schema.contributors.insert().values(
-                    name=name,
-                    token_salt="00",
-                    token_hash="00",
-                    token_prefix=f"bsc_{name}",
-                    max_submissions=50,
-                    budget_pflops=10.0,
-                    used_pflops=0.0,
-                    revoked=False,
-                    created_at=utcnow(),
-                    meta={},
-                )
-            ).inserted_primary_key[0]
-        )
+        return insert_contributor(conn, name, max_submissions=50)
 
 
 def _submit(ws: Workspace, cid: int, name: str, accuracy: float, seed: int) -> int:

@@ -3,6 +3,8 @@ written straight into a store on any backend."""
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from bedside.jobs.queue import enqueue_for_submission
 from bedside.store import schema
 from bedside.store.store import Store, utcnow
@@ -27,20 +29,9 @@ def seed(store: Store, n_submissions: int = 1) -> list[tuple[int, list[int]]]:
                 active=True,
             )
         ).inserted_primary_key[0]
-        con = conn.execute(
-            schema.contributors.insert().values(
-                name="vendor",
-                token_salt="00",
-                token_hash="00",
-                token_prefix="bsc_seed",
-                max_submissions=10_000,
-                budget_pflops=1e9,
-                used_pflops=0.0,
-                revoked=False,
-                created_at=utcnow(),
-                meta={},
-            )
-        ).inserted_primary_key[0]
+        con = insert_contributor(
+            conn, "vendor", max_submissions=10_000, budget_pflops=1e9, token_prefix="bsc_seed"
+        )
         for i in range(n_submissions):
             sub = conn.execute(
                 schema.submissions.insert().values(
@@ -59,3 +50,31 @@ def seed(store: Store, n_submissions: int = 1) -> list[tuple[int, list[int]]]:
             ).inserted_primary_key[0]
             out.append((int(sub), enqueue_for_submission(conn, int(sub), int(cv))))
     return out
+
+
+def insert_contributor(
+    conn: Connection,
+    name: str,
+    *,
+    max_submissions: int = 5,
+    budget_pflops: float = 10.0,
+    token_prefix: str | None = None,
+    created_at: str | None = None,
+) -> int:
+    """A contributor row (dummy token) as the tests need one; returns its id."""
+    return int(
+        conn.execute(
+            schema.contributors.insert().values(
+                name=name,
+                token_salt="00",
+                token_hash="00",
+                token_prefix=token_prefix or f"bsc_{name}",
+                max_submissions=max_submissions,
+                budget_pflops=budget_pflops,
+                used_pflops=0.0,
+                revoked=False,
+                created_at=created_at or utcnow(),
+                meta={},
+            )
+        ).inserted_primary_key[0]
+    )
