@@ -169,21 +169,9 @@ def drift(
     fmt: Format = FORMAT_OPTION,
 ) -> None:
     """Drift between two corpus versions: class shares, lengths, vocabulary (aggregate, k-suppressed)."""
-    from bedside.data.corpus import load_corpus
-    from bedside.data.drift import corpus_drift
-    from bedside.errors import NotFoundError
+    from bedside.data.drift import versions_drift
 
-    ws = workspace(ctx)
-    new = load_corpus(ws, b)
-    if a is None:
-        parent = new.meta.get("parent_id")
-        if parent is None:
-            raise NotFoundError(
-                f"corpus version {new.version_id} has no parent to compare with.",
-                hint="Name both versions: `bedside data drift A B`.",
-            )
-        a = str(parent)
-    d = corpus_drift(load_corpus(ws, a), new, k=ws.policy().k_anonymity)
+    d = versions_drift(workspace(ctx), a, b, hint="Name both versions: `bedside data drift A B`.")
     if fmt == Format.json:
         print_json(d)
         return

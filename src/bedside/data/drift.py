@@ -316,3 +316,20 @@ def corpus_drift(a: Corpus, b: Corpus, k: int = 10) -> dict[str, Any]:
     if not math.isfinite(out["shares"]["p_value"]):
         out["shares"]["p_value"] = 1.0
     return out
+
+
+def versions_drift(ws: Any, a: str | None, b: str | None, hint: str) -> dict[str, Any]:
+    """:func:`corpus_drift` between versions ``a`` and ``b`` of ``ws`` (``b`` None: the active
+    one; ``a`` None: ``b``'s parent). ``hint`` says how the caller names both versions."""
+    from bedside.data.corpus import load_corpus
+    from bedside.errors import NotFoundError
+
+    new = load_corpus(ws, b)
+    if a is None:
+        parent = new.meta.get("parent_id")
+        if parent is None:
+            raise NotFoundError(
+                f"corpus version {new.version_id} has no parent to compare with.", hint=hint
+            )
+        a = str(parent)
+    return corpus_drift(load_corpus(ws, a), new, k=ws.policy().k_anonymity)

@@ -45,20 +45,9 @@ def _version_id(ws: Any, version: str | None) -> int:
 
 
 def _drift(ws: Any, a: str | None, b: str | None) -> Json:
-    from bedside.data.corpus import load_corpus
-    from bedside.data.drift import corpus_drift
-    from bedside.errors import NotFoundError
+    from bedside.data.drift import versions_drift
 
-    new = load_corpus(ws, b)
-    if a is None:
-        parent = new.meta.get("parent_id")
-        if parent is None:
-            raise NotFoundError(
-                f"corpus version {new.version_id} has no parent to compare with.",
-                hint="Choose both versions (?a=1&b=2).",
-            )
-        a = str(parent)
-    return corpus_drift(load_corpus(ws, a), new, k=ws.policy().k_anonymity)
+    return versions_drift(ws, a, b, hint="Choose both versions (?a=1&b=2).")
 
 
 # -- API -------------------------------------------------------------------------------------
