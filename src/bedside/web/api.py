@@ -213,6 +213,28 @@ def list_submissions(
     return {"submissions": queries.list_submissions(ws, p, contributor)}
 
 
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["bundle"],
+                    "properties": {
+                        "bundle": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The bundle archive (.tar.gz, .tgz, .tar or .zip).",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "/submissions",
     tags=["submissions"],
@@ -225,26 +247,7 @@ def list_submissions(
         },
         429: {"model": ErrorResponse, "description": "Submission limit or compute budget reached."},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["bundle"],
-                        "properties": {
-                            "bundle": {
-                                "type": "string",
-                                "format": "binary",
-                                "description": "The bundle archive (.tar.gz, .tgz, .tar or .zip).",
-                            }
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=UPLOAD_BODY,
 )
 async def create_submission(
     request: Request,
@@ -273,28 +276,6 @@ async def create_submission(
     finally:
         upload.path.unlink(missing_ok=True)
     return dict(sub)
-
-
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["bundle"],
-                    "properties": {
-                        "bundle": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The bundle archive (.tar.gz, .tgz, .tar or .zip).",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
 
 
 @router.post(
