@@ -168,6 +168,8 @@ def _pages(pop: Populated) -> dict[str, list[str]]:
         "/compare?a=1&b=3",
         "/docs",
         "/screening",
+        "/leaderboard/history",
+        "/data/drift",
     ]
     # the pages a contributor sees differently (the rest render alike for both)
     vendor = [
@@ -176,6 +178,7 @@ def _pages(pop: Populated) -> dict[str, list[str]]:
         f"/submissions/{acme[0]}",
         "/submissions/new",
         "/compare",
+        "/leaderboard/history",
     ]
     return {"owner": owner, "acme": vendor}
 
