@@ -14,9 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
-from bedside.testing.tinymodels import DEFAULT_CLASSES, default_manifest, train_bpe
+from bedside.testing.tinymodels import DEFAULT_CLASSES, default_manifest, train_bpe, write_manifest
 
 ARCHITECTURES = ("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gpt2", "smollm3")
 CHATML = (
@@ -85,13 +83,6 @@ def make_tiny_decoder(
     if chat_template is not None:
         tok.chat_template = chat_template
     tok.save_pretrained(out_dir)
-    manifest = default_manifest("causal-lm", f"tiny-{arch}", classes)
-    for key, val in (manifest_overrides or {}).items():
-        if isinstance(val, dict) and isinstance(manifest.get(key), dict):
-            manifest[key].update(val)
-        else:
-            manifest[key] = val
-    (out_dir / "bedside.toml").write_text(tomli_w.dumps(manifest))
-    for f in out_dir.iterdir():  # safetensors writes 0600; a sandboxed uid must read the bundle
-        f.chmod(0o644)
-    return out_dir
+    return write_manifest(
+        out_dir, default_manifest("causal-lm", f"tiny-{arch}", classes), manifest_overrides
+    )

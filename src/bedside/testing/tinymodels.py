@@ -211,8 +211,17 @@ def make_tiny_bundle(
     tok.save_pretrained(out_dir)
     for extra in ("generation_config.json",):
         (out_dir / extra).unlink(missing_ok=True)
-    manifest = default_manifest(kind, f"tiny-{kind}", classes)
-    for key, val in (manifest_overrides or {}).items():
+    return write_manifest(
+        out_dir, default_manifest(kind, f"tiny-{kind}", classes), manifest_overrides
+    )
+
+
+def write_manifest(
+    out_dir: Path, manifest: dict[str, Any], overrides: dict[str, Any] | None
+) -> Path:
+    """Merge ``overrides`` into ``manifest`` (tables key by key), write ``bedside.toml`` and make
+    the bundle readable to the sandbox's uid. Returns ``out_dir``."""
+    for key, val in (overrides or {}).items():
         if isinstance(val, dict) and isinstance(manifest.get(key), dict):
             manifest[key].update(val)
         else:
