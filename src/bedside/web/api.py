@@ -213,6 +213,19 @@ def list_submissions(
     return {"submissions": queries.list_submissions(ws, p, contributor)}
 
 
+def _vendor_for(p: Any, contributor: str | None) -> str:
+    """Whom an upload is for: the caller, or the vendor the owner names (the owner must)."""
+    if p.is_owner and not contributor:
+        raise ConfigError(
+            "the owner must name the vendor to submit for.", hint="Add ?contributor=NAME."
+        )
+    return str(contributor) if p.is_owner else str(p.name)
+
+
+def _upload_limit(request: Request, ws: Any) -> int:
+    return int(request.app.state.max_upload_bytes or ws.policy().max_bundle_mb * 2**20)
+
+
 UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -259,16 +272,12 @@ async def create_submission(
 ) -> Json:
     from starlette.concurrency import run_in_threadpool
 
-    if p.is_owner and not contributor:
-        raise ConfigError(
-            "the owner must name the vendor to submit for.", hint="Add ?contributor=NAME."
-        )
-    vendor = contributor if p.is_owner and contributor else p.name
+    vendor = _vendor_for(p, contributor)
     try:
         from bedside.submissions.intake import submit_bundle
     except ImportError as e:  # pragma: no cover - only in a partial build
         raise UnavailableError("bundle intake is not available in this build.") from e
-    limit = request.app.state.max_upload_bytes or ws.policy().max_bundle_mb * 2**20
+    limit = _upload_limit(request, ws)
     tmp = ws.root / "uploads"
     upload = await receive_bundle(request, tmp, limit)
     try:
@@ -302,13 +311,10 @@ async def stage_upload(
 
     from bedside.web import vendor
 
-    if p.is_owner and not contributor:
-        raise ConfigError(
-            "the owner must name the vendor to submit for.", hint="Add ?contributor=NAME."
-        )
+    _vendor_for(p, contributor)
     if p.is_owner:
         queries.get_contributor(ws, str(contributor))  # 404 for an unknown vendor
-    limit = request.app.state.max_upload_bytes or ws.policy().max_bundle_mb * 2**20
+    limit = _upload_limit(request, ws)
     upload = await receive_bundle(request, vendor.uploads_dir(ws), limit)
     try:
         return await run_in_threadpool(vendor.stage_upload, ws, p, upload, contributor)
