@@ -64,26 +64,29 @@ def _texts(texts: Iterable[str] | None) -> list[str]:
 
 
 def train_wordpiece(texts: Iterable[str] | None, vocab_size: int = 800) -> Any:
-    """A BERT-style (uncased WordPiece) fast tokenizer trained on ``texts``."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    """A BERT-style (uncased WordPiece) fast tokenizer built from ``texts``.
+
+    The vocabulary is drawn here rather than by ``tokenizers``' WordPiece trainer, whose choice
+    among equally frequent pieces changes from one process to the next: the same texts give the
+    same tokenizer (and so the same tiny model and scores) in every run. Every character, alone
+    and as a ``##`` continuation, then the most frequent words (ties by spelling) until
+    ``vocab_size``."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(
-        _texts(texts), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
-    )
+    norm, pre = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in _texts(texts):
+        words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    pieces = special + chars + [f"##{c}" for c in chars]
+    ranked = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+    pieces += ranked[: max(0, vocab_size - len(pieces))]
+    tok = Tokenizer(models.WordPiece({p: i for i, p in enumerate(pieces)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = norm, pre, decoders.WordPiece()
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
