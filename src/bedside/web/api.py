@@ -19,6 +19,7 @@ from bedside.store import audit
 from bedside.web import queries
 from bedside.web.deps import WS, MaybeViewer, Owner, Viewer
 from bedside.web.upload import receive_bundle
+from bedside.web.vendor import vendor_for
 
 
 class ErrorBody(BaseModel):
@@ -213,15 +214,6 @@ def list_submissions(
     return {"submissions": queries.list_submissions(ws, p, contributor)}
 
 
-def _vendor_for(p: Any, contributor: str | None) -> str:
-    """Whom an upload is for: the caller, or the vendor the owner names (the owner must)."""
-    if p.is_owner and not contributor:
-        raise ConfigError(
-            "the owner must name the vendor to submit for.", hint="Add ?contributor=NAME."
-        )
-    return str(contributor) if p.is_owner else str(p.name)
-
-
 def _upload_limit(request: Request, ws: Any) -> int:
     return int(request.app.state.max_upload_bytes or ws.policy().max_bundle_mb * 2**20)
 
@@ -272,7 +264,7 @@ async def create_submission(
 ) -> Json:
     from starlette.concurrency import run_in_threadpool
 
-    vendor = _vendor_for(p, contributor)
+    vendor = vendor_for(p, contributor)
     try:
         from bedside.submissions.intake import submit_bundle
     except ImportError as e:  # pragma: no cover - only in a partial build
@@ -311,7 +303,7 @@ async def stage_upload(
 
     from bedside.web import vendor
 
-    _vendor_for(p, contributor)
+    vendor_for(p, contributor)  # refused before the body is read
     if p.is_owner:
         queries.get_contributor(ws, str(contributor))  # 404 for an unknown vendor
     limit = _upload_limit(request, ws)

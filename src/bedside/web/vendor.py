@@ -124,7 +124,7 @@ def stage_upload(
     now = time.time()
     uploads_dir(ws).mkdir(parents=True, exist_ok=True, mode=0o700)
     _sweep(ws, now)
-    who = _vendor_for(viewer, vendor)
+    who = vendor_for(viewer, vendor)
     stage_id = secrets.token_urlsafe(18)
     target = uploads_dir(ws) / f"staged-{stage_id}{_suffix(upload.path.name)}"
     upload.path.rename(target)
@@ -150,7 +150,8 @@ def _suffix(name: str) -> str:
     return next((s for s in SUFFIXES if low.endswith(s)), ".bin")
 
 
-def _vendor_for(viewer: Principal, vendor: str | None) -> str:
+def vendor_for(viewer: Principal, vendor: str | None) -> str:
+    """Whom an upload is for: the caller, or the vendor the owner names (the owner must)."""
     if viewer.is_owner:
         if not vendor:
             raise ConfigError(
