@@ -14,6 +14,7 @@ def test_federation_commands_have_help() -> None:
         ["federation", "--help"],
         ["federation", "demo", "--help"],
         ["federation", "run", "--help"],
+        ["federation", "deploy", "--help"],
     ):
         res = runner.invoke(app, args)
         assert res.exit_code == 0 and "Usage" in res.output
@@ -24,5 +25,6 @@ def test_bad_drop_site_and_missing_config_are_refused(tmp_path) -> None:
     res = runner.invoke(app, ["federation", "demo", str(tmp_path / "d"), "--drop-site", "east"])
     assert isinstance(res.exception, ConfigError) and "SITE:ROUND" in res.exception.message
     assert res.exception.exit_code == 2 and not (tmp_path / "d").exists()
-    res = runner.invoke(app, ["federation", "run", str(tmp_path / "nope.toml")])
-    assert isinstance(res.exception, ConfigError) and "not found" in res.exception.message
+    for cmd in ("run", "deploy"):
+        res = runner.invoke(app, ["federation", cmd, str(tmp_path / "nope.toml")])
+        assert isinstance(res.exception, ConfigError) and "not found" in res.exception.message

@@ -86,7 +86,7 @@ def run(
     drop_site: str = typer.Option(None, "--drop-site", help="SITE:ROUND drop-out (a drill)."),
 ) -> None:
     """Run a federation in Flower's simulation engine on this machine (every site's workspace
-    reachable from here); see docs/federation.md for the deployment mode."""
+    reachable from here); `bedside federation deploy` runs it in Flower's deployment mode."""
     from bedside.federation.config import FederationConfig
     from bedside.federation.run import run_federation
 
@@ -95,6 +95,45 @@ def run(
         cfg, out, baselines=("local-only",) if local_only else (), drop=_drop(drop_site)
     )
     _show(res)
+    console.print(safe(f"results: {out / 'results.json'}"))
+
+
+@group.command("deploy")
+def deploy(
+    config: Path = typer.Argument(..., help="federation.toml (see docs/federation.md)."),
+    out: Path = typer.Option(Path("federation-out"), "--out", help="Results folder."),
+    local_only: bool = typer.Option(
+        True, "--local-only/--no-local-only", help="Also fine-tune each site alone (baseline)."
+    ),
+    port: int = typer.Option(
+        0, "--port", min=0, max=65535, help="The SuperLink's port on 127.0.0.1 (0: a free one)."
+    ),
+    drop_site: str = typer.Option(None, "--drop-site", help="SITE:ROUND drop-out (a drill)."),
+) -> None:
+    """Run a federation in Flower's deployment mode on this machine: a SuperLink and one
+    SuperNode per site as separate processes on 127.0.0.1, TLS on (a fresh CA), the run
+    submitted with `flwr run`; every process is stopped afterwards."""
+    from bedside.federation.config import FederationConfig
+    from bedside.federation.run import run_federation
+
+    cfg = FederationConfig.load(config)
+    res = run_federation(
+        cfg,
+        out,
+        baselines=("local-only",) if local_only else (),
+        drop=_drop(drop_site),
+        engine="deployment",
+        port=port,
+    )
+    _show(res)
+    dep = res["deployment"]
+    nodes = ", ".join(f"{s} {a}" for s, a in dep["supernodes"].items())
+    console.print(
+        safe(
+            f"Flower run {dep['run_id']} {dep['status']}: SuperLink {dep['superlink']}, "
+            f"SuperNodes {nodes} (TLS); logs: {dep['logs']}"
+        )
+    )
     console.print(safe(f"results: {out / 'results.json'}"))
 
 

@@ -6,9 +6,12 @@
     exchange.py  the exchanged tensors and the server's checks on every update
     strategy.py  Flower's FedAvg / FedProx with those checks, drop-outs and a round log
     apps.py      Flower's ServerApp and ClientApp
+    flower_app.py  the Flower App entry module of deployment mode (apps from a plan file)
+    deploy.py    deployment mode on one machine: SuperLink + SuperNodes on loopback, TLS, flwr run
+    tls.py       the deployment's private CA and SuperLink certificate (cryptography)
     dp.py        noise multiplier for a target epsilon, epsilon spent (Opacus' RDP accountant)
     board.py     the federation's leaderboard: per-site and sample-weighted macro-F1 with CIs
-    run.py       setup, simulation, baselines (local-only, pooled), results.json
+    run.py       setup, simulation or deployment, baselines (local-only, pooled), results.json
     demo.py      three sites from the embedded corpus (bedside federation demo)
 
 Flower and Opacus are the ``federated`` extra (``pip install -e '.[federated]'``); nothing here

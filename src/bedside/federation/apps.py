@@ -12,12 +12,16 @@ Example (simulation)::
 
     server, client = server_app(plan, out_dir, initial), client_app(plan)
     run_simulation(server, client, num_supernodes=3, backend_config=...)
+
+In deployment the same apps are built by :func:`aggregator_app` and :func:`site_app` from the
+plan file the run config names (:mod:`bedside.federation.flower_app`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +60,28 @@ def _reply(msg: Message, site: str, report: dict[str, Any], state: State | None)
 def client_app(plan: Plan, drop: dict[str, Any] | None = None) -> ClientApp:
     """The site side. ``drop = {"site": NAME, "round": N}`` makes that site fail in round N (the
     demo's and tests' drop-out)."""
-    app = ClientApp()
-    workers: dict[str, SiteWorker] = {}
+    return site_app(lambda _context: (plan, drop))
 
-    def worker(context: Context) -> tuple[str, SiteWorker]:
+
+def site_app(
+    plan_of: Callable[[Context], tuple[Plan, dict[str, Any] | None]],
+) -> ClientApp:
+    """The ClientApp, its plan (and drop-out drill) found per message by ``plan_of(context)``:
+    a fixed plan in simulation, the plan file named by the run config in deployment
+    (:mod:`bedside.federation.flower_app`)."""
+    app = ClientApp()
+    workers: dict[tuple[str, str], SiteWorker] = {}
+
+    def worker(context: Context) -> tuple[str, SiteWorker, dict[str, Any] | None]:
+        plan, drop = plan_of(context)
         name = site_name(plan, context)
-        if name not in workers:
-            workers[name] = SiteWorker(plan, name)
-        return name, workers[name]
+        if (plan.run, name) not in workers:
+            workers[plan.run, name] = SiteWorker(plan, name)
+        return name, workers[plan.run, name], drop
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        name, w = worker(context)
+        name, w, drop = worker(context)
         server_round = int(str(msg.content.config_records["config"]["server-round"]))
         if drop and drop.get("site") == name and int(drop.get("round", 0)) == server_round:
             raise RuntimeError(f"site {name!r} dropped out of round {server_round}")
@@ -78,7 +92,7 @@ def client_app(plan: Plan, drop: dict[str, Any] | None = None) -> ClientApp:
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        name, w = worker(context)
+        name, w, _ = worker(context)
         report = w.evaluate(from_record(msg.content.array_records["arrays"]))
         return _reply(msg, name, report, None)
 
@@ -87,11 +101,18 @@ def client_app(plan: Plan, drop: dict[str, Any] | None = None) -> ClientApp:
 
 def server_app(plan: Plan, out_dir: Path, initial: State) -> ServerApp:
     """The aggregator: FedAvg or FedProx over ``rounds`` rounds from ``initial``."""
+    return aggregator_app(lambda _context: (plan, out_dir, initial))
+
+
+def aggregator_app(plan_of: Callable[[Context], tuple[Plan, Path, State]]) -> ServerApp:
+    """The ServerApp, its plan, output folder and initial state found by ``plan_of(context)``
+    when the run starts (a fixed plan in simulation, the plan file in deployment)."""
     app = ServerApp()
-    cfg = plan.cfg
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
+        plan, out_dir, initial = plan_of(context)
+        cfg = plan.cfg
         strategy = make_strategy(
             cfg.strategy, len(cfg.sites), int(cfg.min_sites or 2), cfg.rounds, cfg.proximal_mu
         )

@@ -3,6 +3,7 @@
     prepare(cfg)        open every site, refuse differing classes, validate the bundle
     initial_state(...)  the engine's model (fresh head, LoRA init) -> the exchanged tensors
     simulate(...)       Flower's simulation engine: one ServerApp, one ClientApp per site
+    deploy.deploy(...)  Flower's deployment mode: SuperLink + SuperNodes on loopback, TLS on
     local_only(...)     each site's own fine-tune, same recipe and compute
     pooled(...)         every site's records in one place: the upper bound (demo and bench only)
 
@@ -42,6 +43,7 @@ from bedside.federation.sites import (
 from bedside.federation.worker import Plan, SiteWorker
 
 INSTALL = "pip install -e '.[federated]'"
+ENGINES = ("simulation", "deployment")
 
 
 def require_flower() -> None:
@@ -197,16 +199,32 @@ def run_federation(
     baselines: tuple[str, ...] = ("local-only",),
     drop: dict[str, Any] | None = None,
     threads: int = 1,
+    engine: str = "simulation",
+    port: int = 0,
 ) -> dict[str, Any]:
-    """Setup checks, the Flower rounds (simulation), the baselines, the leaderboard rows.
-    Writes ``out_dir/results.json`` and returns the same dict."""
+    """Setup checks, the Flower rounds, the baselines, the leaderboard rows. ``engine`` is
+    ``simulation`` (Flower's simulation engine) or ``deployment`` (a SuperLink and a SuperNode
+    a site as separate processes on 127.0.0.1 with TLS, :mod:`bedside.federation.deploy`;
+    ``port`` is the SuperLink's, 0 a free one). Writes ``out_dir/results.json`` and returns
+    the same dict."""
     require_flower()
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if engine == "deployment":
+        from bedside.federation.deploy import require_deployment
+
+        require_deployment()  # before any training: binaries and Flower's version
     plan, sites = prepare(cfg, threads=threads)
     t0 = time.monotonic()
     initial = initial_state(plan)
-    fed = simulate(plan, out_dir, initial, drop)
+    if engine == "deployment":
+        from bedside.federation.deploy import deploy
+
+        fed = deploy(plan, out_dir, initial, drop, port=port)
+    else:
+        fed = simulate(plan, out_dir, initial, drop)
     fed["wall_s_total"] = round(time.monotonic() - t0, 2)
     models: dict[str, list[dict[str, Any]]] = {}
     timings: dict[str, float] = {"federated": fed["wall_s_total"]}
@@ -238,7 +256,10 @@ def run_federation(
         "models": models,
         "board": board(models),
         "wall_s": timings,
+        "engine": engine,
     }
+    if "deployment" in fed:
+        result["deployment"] = fed["deployment"]
     (out_dir / "results.json").write_text(json.dumps(result, indent=1))
     return result
 

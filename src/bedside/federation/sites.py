@@ -112,6 +112,9 @@ def round_manifest(manifest: dict[str, Any], cfg: FederationConfig, epochs: int)
     )
     if cfg.dp is not None:
         tr["windows"] = 1  # a record must be one training row for record-level DP
+    # A lexical blend fits a site-local TF-IDF model that no round exchanges: the federated and
+    # local-only models would not be the same kind of model, so the federation trains without.
+    tr["lexical_blend"] = 0.0
     return m
 
 
@@ -169,8 +172,9 @@ def stage(
     return root
 
 
-def run_job(site: Site, job_dir: Path, runner: str) -> None:
-    """Run one staged job through the engine; a failure is a ``JobError`` naming the site."""
+def run_job(site: Site, job_dir: Path, runner: str) -> str:
+    """Run one staged job through the engine; a failure is a ``JobError`` naming the site.
+    Returns where it ran: the sandbox tier (``A``, ``B``, ``C``) or ``inprocess``."""
     from bedside.jobs.spec import JobSpec
 
     spec = JobSpec.read(job_dir)
@@ -185,7 +189,7 @@ def run_job(site: Site, job_dir: Path, runner: str) -> None:
                 f"{result.message or result.log_tail[-400:]}",
                 error_class=result.error_class,
             )
-        return
+        return str(result.tier)
     from bedside.engine.entrypoint import main
 
     saved = dict(os.environ)  # the entrypoint points caches into the job's out/
@@ -202,6 +206,7 @@ def run_job(site: Site, job_dir: Path, runner: str) -> None:
             f"{detail.get('message', 'see out/log.txt')}",
             error_class=str(detail.get("error_class") or "model_error"),
         )
+    return "inprocess"
 
 
 def read_update(job_dir: Path) -> tuple[State, dict[str, Any]]:

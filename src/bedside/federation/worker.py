@@ -69,6 +69,7 @@ class SiteWorker:
             )
         self.site = Site.open(sc)
         self.root = site_root(self.site, plan.run)
+        self.isolation = ""  # where the last job ran: sandbox tier A/B/C or "inprocess"
 
     # -- DP bookkeeping ---------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ class SiteWorker:
             federated=federated,
             init=init,
         )
-        run_job(self.site, d, self.cfg.runner)
+        self.isolation = run_job(self.site, d, self.cfg.runner)
         return d
 
     def train_round(self, state: State, server_round: int) -> tuple[State, dict[str, Any]]:
@@ -137,6 +138,7 @@ class SiteWorker:
             "examples": int(info["examples"]),
             "steps": int(info["steps"]),
             "wall_s": round(time.monotonic() - t0, 2),
+            "isolation": self.isolation,
         }
         if dp is not None:
             ledger = self.root / "privacy.json"
@@ -160,7 +162,9 @@ class SiteWorker:
             d, self.site.corpus.holdout["row_id"].astype(str).tolist(), self.site.classes
         )
         shutil.rmtree(d, ignore_errors=True)
-        return score_site(self.site, probs)
+        out = score_site(self.site, probs)
+        out["isolation"] = self.isolation
+        return out
 
     def local_only(self) -> dict[str, Any]:
         """The site alone: the same recipe for ``rounds * local_epochs`` epochs (same compute,
