@@ -162,6 +162,8 @@ def _print_check(
     recipe = f"{tr['method']}, {tr['epochs']} epochs, lr {tr['learning_rate']:g}, batch {tr['batch_size']}, max_length {tr['max_length']}"
     if tr["method"] == "lora":
         recipe += f", r={tr['lora']['r']} alpha={tr['lora']['alpha']}"
+    if tr.get("objective") == "label-tokens":
+        recipe += ", LoRA on the label tokens" if tr["method"] == "lora" else ", label tokens"
     _say(f"  phase 2        {recipe}")
     _say(
         f"  compute        ~{_pf(est['phase1'])} + {_pf(est['phase2'])} = {_pf(est['total'])} PFLOPs on a "

@@ -38,6 +38,7 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "layer_lr_decay": 1.0,
     "label_smoothing": 0.0,
     "decision_rule": "argmax",  # a bare spec without the key keeps the old behaviour
+    "objective": "classifier",  # or "label-tokens" for a causal LM (engine/labeltune.py)
 }
 DEFAULT_PHASE1 = {"encoder": "similarity", "classifier": "label-mapping", "causal-lm": "prompt"}
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,31 @@ class PromptPlan:
     text_lead: str  # prepended to each abstract (a space the prefix did not end with)
     chat: bool = False
     rendered: str = ""  # the prompt as text, the abstract shown as {text} (for the log)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: phase 2's label-token model saves the plan it was trained with."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PromptPlan:
+        try:
+            plan = cls(
+                prefix=[int(t) for t in d["prefix"]],
+                tail=[int(t) for t in d["tail"]],
+                labels=[[int(t) for t in lab] for lab in d["labels"]],
+                text_budget=int(d["text_budget"]),
+                text_lead=str(d["text_lead"]),
+                chat=bool(d.get("chat", False)),
+                rendered=str(d.get("rendered", "")),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise JobError(
+                f"a saved prompt plan is malformed ({e!r}); expected the fields of PromptPlan.",
+                error_class="invalid_input",
+            ) from e
+        if not plan.labels or any(not lab for lab in plan.labels):
+            raise JobError("a saved prompt plan has an empty label.", error_class="invalid_input")
+        return plan
 
 
 def class_lines(names: Sequence[str], descriptions: Sequence[str]) -> str:
@@ -257,6 +282,7 @@ def zero_shot(
     counter: FlopCounter | None = None,
     progress: Progress | None = None,
     batch_size: int = 8,
+    stage: str = "predict",
 ) -> ZeroShot:
     """Raw and calibrated label distributions for every text."""
     pad = tok.pad_token_id
@@ -283,9 +309,35 @@ def zero_shot(
         counter,
         progress,
         batch_size,
+        stage,
     )
     raw = softmax(scores)
     return ZeroShot(raw, calibrate(raw, p_cf), p_cf, plan)
+
+
+def chosen(res: ZeroShot, calibration: str) -> np.ndarray:
+    """The distribution ``calibration`` names: ``content-free`` (calibrated) or ``none`` (raw)."""
+    return res.calibrated if calibration == "content-free" else res.raw
+
+
+def label_scores(
+    model: Any,
+    tok: Any,
+    plan: PromptPlan,
+    texts: Sequence[str],
+    calibration: str,
+    device: torch.device,
+    counter: FlopCounter | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 8,
+    stage: str = "predict",
+) -> np.ndarray:
+    """(n, k) log-probabilities of the classes by label log-likelihood (:func:`zero_shot`), the
+    distribution ``calibration`` names: the scores a decision rule is fitted on and applied to."""
+    if len(texts) == 0:
+        return np.zeros((0, len(plan.labels)))
+    res = zero_shot(model, tok, plan, texts, device, counter, progress, batch_size, stage)
+    return np.log(np.clip(chosen(res, calibration), 1e-300, None))
 
 
 def bundle_chat_template(bundle: Path, tok: Any) -> str | None:
@@ -294,6 +346,39 @@ def bundle_chat_template(bundle: Path, tok: Any) -> str | None:
         return f.read_text(encoding="utf-8")
     t = getattr(tok, "chat_template", None)
     return t if isinstance(t, str) else None
+
+
+def calibration_of(manifest: dict[str, Any]) -> str:
+    """``phase1.calibration`` (default ``content-free``), checked."""
+    return check_calibration((manifest.get("phase1") or {}).get("calibration") or "content-free")
+
+
+def check_calibration(choice: Any) -> str:
+    """``choice`` if it is one of :data:`CALIBRATIONS`; a JobError otherwise."""
+    if choice not in CALIBRATIONS:
+        raise JobError(
+            f"phase1.calibration must be one of {', '.join(CALIBRATIONS)}; found {choice!r}.",
+            error_class="invalid_input",
+        )
+    return str(choice)
+
+
+def bundle_plan(
+    bundle: Path, tok: Any, classes: Sequence[dict[str, str]], manifest: dict[str, Any]
+) -> PromptPlan:
+    """The bundle's phase-1 prompt over the workspace classes (phase 1 and phase 2's
+    label-token objective read the same one)."""
+    from bedside.engine.zeroshot import class_descriptions
+
+    p1 = manifest.get("phase1") or {}
+    return plan_prompt(
+        tok,
+        [c["name"] for c in classes],
+        class_descriptions(classes, manifest),
+        p1,
+        int(manifest["train"]["max_length"]),
+        bundle_chat_template(bundle, tok) if p1.get("chat_template") else None,
+    )
 
 
 def run_phase1(
@@ -309,26 +394,11 @@ def run_phase1(
     """Phase 1 for ``kind = "causal-lm"``: the calibrated (default) or raw probabilities, and
     what was measured (the content-free prior, prompt sizes) for ``compute.json``."""
     from bedside.engine.modeling import load_model, load_tokenizer
-    from bedside.engine.zeroshot import class_descriptions
 
     tok = load_tokenizer(bundle, causal=True)
     model = load_model(bundle, "AutoModelForCausalLM").to(device).eval()
-    p1 = manifest.get("phase1") or {}
-    choice = p1.get("calibration") or "content-free"
-    if choice not in CALIBRATIONS:
-        raise JobError(
-            f"phase1.calibration must be one of {', '.join(CALIBRATIONS)}; found {choice!r}.",
-            error_class="invalid_input",
-        )
-    names = [c["name"] for c in classes]
-    plan = plan_prompt(
-        tok,
-        names,
-        class_descriptions(classes, manifest),
-        p1,
-        int(manifest["train"]["max_length"]),
-        bundle_chat_template(bundle, tok) if p1.get("chat_template") else None,
-    )
+    choice = calibration_of(manifest)
+    plan = bundle_plan(bundle, tok, classes, manifest)
     res = zero_shot(model, tok, plan, texts, device, counter, progress, batch_size)
     info = {
         "calibration": choice,
@@ -342,4 +412,4 @@ def run_phase1(
             4,
         ),
     }
-    return (res.calibrated if choice == "content-free" else res.raw), info
+    return chosen(res, choice), info

@@ -13,6 +13,11 @@ memory limit. Everything is counted in fp32 (the CPU engine's precision), per pa
   block) and one block is live at a time during the recomputation (:data:`LIVE_BLOCKS`);
 - **runtime**: the Python process with torch, transformers and peft loaded (~0.4 GB).
 
+With ``train.objective = "label-tokens"`` (engine/labeltune.py) a training row is the prompt, the
+abstract (``max_length``) and the class name, so the activations count ``prompt_tokens`` and
+:data:`LABEL_TOKENS` more per row, plus the vocabulary logits of the label positions (kept,
+log-softmaxed and back-propagated: three copies); there is no classification head.
+
 Phase 1 (inference) needs the weights, the KV cache of a batch (``2·layers·d_kv`` floats per
 token) and one block's activations. The constants are fitted to one measurement on
 SmolLM2-135M (docs/llm-vendors.md); treat the figure as a guide within ~25 %.
@@ -30,6 +35,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from bedside.submissions.flops import LABEL_TOKENS  # a class name's tokens, one figure for both
 
 GB = 1024**3
 FP32 = 4
@@ -106,7 +113,7 @@ class Estimate:
 
 def trainable_params(shape: Shape, n_params: int, train: dict[str, Any], n_classes: int) -> int:
     method = train.get("method", "full")
-    head = shape.d * n_classes
+    head = 0 if train.get("objective") == "label-tokens" else shape.d * n_classes
     if method == "full":
         return n_params
     if method == "lora":
@@ -132,14 +139,18 @@ def estimate(
     weights = FP32 * n_params
     n_train = trainable_params(s, n_params, tr, n_classes)
     state = 3 * FP32 * n_train
-    block = s.block_floats_per_token(t, method == "lora") * FP32 * b * t
+    label_tokens = tr.get("objective") == "label-tokens"
+    t2 = t + prompt_tokens + LABEL_TOKENS if label_tokens else t  # a training row's tokens
+    block = s.block_floats_per_token(t2, method == "lora") * FP32 * b * t2
     gc = manifest.get("kind") == "causal-lm"  # engine/decoder.py turns it on for decoders
     if method == "head-only":  # frozen body under inference_mode: one block at a time
         acts = float(block)
     elif gc:
-        acts = s.layers * s.d * FP32 * b * t + LIVE_BLOCKS * block  # block inputs + live block
+        acts = s.layers * s.d * FP32 * b * t2 + LIVE_BLOCKS * block  # block inputs + live block
     else:
         acts = s.layers * block + float(block)
+    if label_tokens:
+        acts += 3 * b * (LABEL_TOKENS + 1) * s.vocab * FP32  # the label positions' logits
     # Phase 1: the prompt and the abstract in the KV cache of a batch of 8, logits of one position
     t1 = t + prompt_tokens
     kv = 2 * s.layers * s.d_kv * FP32 * 8 * t1

@@ -91,7 +91,9 @@ class JobSpec:
                 f"expected some of {', '.join(sorted(names))}."
             )
         lora = raw.pop("lora", None) or {}
-        return TrainConfig(**raw, lora=LoraConfig(**lora))
+        cfg = TrainConfig(**raw, lora=LoraConfig(**lora))
+        cfg.check_kind(self.model_kind)
+        return cfg
 
     def path(self, job_dir: Path, name: str) -> Path:
         """Resolve one of the relative paths (``bundle``, ``train``, ...) against ``job_dir``."""

@@ -88,6 +88,13 @@ def _graph_module(predictor: Any) -> Any:
             z = (x - self.mean) / self.scale
             return z @ self.coef.T + self.intercept
 
+    if getattr(predictor, "plan", None) is not None:
+        raise ConfigError(
+            "this model was trained on the label tokens (a causal LM scored by the "
+            "log-likelihood of each class name); the ONNX export covers classifier and "
+            "head-only models only.",
+            hint="Screen it with the torch runtime (--runtime torch).",
+        )
     if predictor.head is not None:
         return HeadOnly(predictor.model, predictor.head, predictor.embed_pooling).eval()
     return Classifier(predictor.model).eval()

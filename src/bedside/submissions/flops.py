@@ -14,7 +14,10 @@ scores the validation part after every epoch (2·N·T_val per epoch; head-only r
 and predicts the holdout once at the end. Tokens per row are capped at ``max_length``; a
 causal-lm's phase 1 also reads an instruction prompt (``PROMPT_TOKENS`` more per row). With
 ``train.windows > 1`` phase 2 reads every window of a long text (:func:`windowed_tokens`), at
-training, validation and holdout prediction alike.
+training, validation and holdout prediction alike. With ``train.objective = "label-tokens"``
+(a causal LM trained to write the class name, engine/labeltune.py) every training row is the
+prompt, the abstract (capped at ``max_length``) and its class name (``LABEL_TOKENS``), and the
+validation slice and the holdout are scored as in phase 1 (prompt on top of the capped text).
 
 Example::
 
@@ -34,6 +37,7 @@ PFLOP = 1e15
 TOKENS_PER_WORD = 1.3
 PROMPT_TOKENS = 64  # instruction + label list around each text, for causal-lm phase 1
 SPECIAL_TOKENS = 2  # [CLS] ... [SEP] around each window's content
+LABEL_TOKENS = 4  # a class name's tokens, the answer of each label-token training row
 BACKWARD_FACTOR = {"full": 6.0, "lora": 4.0}
 
 # A reference corpus the size of the bundled dev set (1,888 abstracts, ~180 words each) split
@@ -116,7 +120,13 @@ def estimate_pflops(
     n_win, stride = int(tr.get("windows", 1) or 1), tr.get("window_stride")
     t_hold = windowed_tokens(holdout_token_counts, max_len, n_win, stride)
     t_train = windowed_tokens(train_token_counts, max_len, n_win, stride)
-    t_fit, t_val = t_train * (1 - vf), t_train * vf
+    if tr.get("objective") == "label-tokens":  # prompt + text + label; scored as in phase 1
+        t_hold = _capped(holdout_token_counts, max_len) + extra * len(holdout_token_counts)
+        t_train = _capped(train_token_counts, max_len) + extra * len(train_token_counts)
+        t_val = t_train * vf
+        t_fit = (t_train + LABEL_TOKENS * len(train_token_counts)) * (1 - vf)
+    else:
+        t_fit, t_val = t_train * (1 - vf), t_train * vf
     phase1 = 2 * n * _capped(holdout_token_counts, max_len, extra)
     if method == "head-only":
         phase2 = 2 * n * (t_train + t_hold)
@@ -128,6 +138,7 @@ def estimate_pflops(
         "total": (phase1 + phase2) / PFLOP,
         "n_params": int(n_params),
         "method": method,
+        "objective": tr.get("objective") or "classifier",
         "epochs": epochs,
         "max_length": max_len,
         "windows": n_win,

@@ -24,14 +24,20 @@ CHATML = (
 )
 
 
-def tiny_config(arch: str, tok: Any, hidden: int = 32, layers: int = 2) -> Any:
+def tiny_config(
+    arch: str, tok: Any, hidden: int = 32, layers: int = 2, init_std: float | None = None
+) -> Any:
+    """A small config of ``arch``; ``init_std`` overrides the weights' init (HF's 0.02 leaves a
+    32-wide random LM head too weak to favour any token; 0.2 lets LoRA teach it labels)."""
     import transformers
 
-    ids = {
+    ids: dict[str, Any] = {
         "pad_token_id": tok.pad_token_id,
         "bos_token_id": tok.bos_token_id,
         "eos_token_id": tok.eos_token_id,
     }
+    if init_std is not None:
+        ids["initializer_range"] = init_std
     if arch == "gpt2":
         return transformers.GPT2Config(
             vocab_size=len(tok), n_embd=hidden, n_layer=layers, n_head=2, n_positions=512, **ids
@@ -69,8 +75,10 @@ def make_tiny_decoder(
     layers: int = 2,
     chat_template: str | None = None,
     seed: int = 0,
+    init_std: float | None = None,
 ) -> Path:
-    """A ``kind = "causal-lm"`` bundle of ``arch`` in ``out_dir``."""
+    """A ``kind = "causal-lm"`` bundle of ``arch`` in ``out_dir`` (``init_std``: see
+    :func:`tiny_config`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -78,7 +86,7 @@ def make_tiny_decoder(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     tok = train_bpe(texts)
-    model = AutoModelForCausalLM.from_config(tiny_config(arch, tok, hidden, layers))
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, tok, hidden, layers, init_std))
     model.save_pretrained(out_dir, safe_serialization=True)
     if chat_template is not None:
         tok.chat_template = chat_template

@@ -411,6 +411,7 @@ def _recipe(manifest: Any) -> list[tuple[str, str]]:
     pairs = [("phase 1", str(p1.get("method", "–")))]
     for key in (
         "method",
+        "objective",
         "epochs",
         "learning_rate",
         "batch_size",
