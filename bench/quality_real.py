@@ -150,6 +150,25 @@ def recipes(epochs: int) -> dict[str, Recipe]:
         ),
         Recipe("mpnet-head", "mpnet", {"method": "head-only", **AFTER, "windows": 1}),
         Recipe("mpnet-head-windows", "mpnet", {"method": "head-only", **AFTER}),
+        # Lexical blend (engine/lexical.py): the model's log-probs mixed with a TF-IDF + LR fitted
+        # in the same job, (1 - w) log p_model + w log p_tfidf, before the decision rule.
+        Recipe(
+            "minilm-head-tfidf", "minilm", {"method": "head-only", **BEFORE, "lexical_blend": 0.5}
+        ),
+        Recipe(
+            "mpnet-head-tfidf", "mpnet", {"method": "head-only", **BEFORE, "lexical_blend": 0.5}
+        ),
+        Recipe(
+            "minilm-lora-fast-tfidf",
+            "minilm",
+            {
+                "method": "lora",
+                **lora,
+                "learning_rate": 2e-3,
+                "max_length": 256,
+                "lexical_blend": 0.5,
+            },
+        ),
         Recipe(
             "smollm2-zeroshot-raw",
             "smollm2",

@@ -32,6 +32,8 @@ LEARN = {
         ("full", {"windows": 3, "window_stride": 8, "max_length": 16, "layer_lr_decay": 0.8}),
         ("head-only", {"windows": 3, "window_stride": 8, "max_length": 16}),
         ("full", {"label_smoothing": 0.1, "class_weighting": "sqrt"}),
+        ("full", {"lexical_blend": 0.5}),
+        ("head-only", {"lexical_blend": 0.3, "windows": 3, "window_stride": 8, "max_length": 16}),
     ],
 )
 def test_load_predictor_reproduces_the_job(
@@ -50,7 +52,10 @@ def test_load_predictor_reproduces_the_job(
     saved = json.loads((model_dir / "decision.json").read_text())
     assert saved["classes"] == read_preds(job)["classes"]
     assert saved["windows"]["windows"] == over.get("windows", 1)
+    assert saved["lexical_blend"] == over.get("lexical_blend", 0.0)
+    assert (model_dir / "lexical.safetensors").is_file() == ("lexical_blend" in over)
     pred = load_predictor(model_dir, job / "bundle")
+    assert pred.lexical_weight == over.get("lexical_blend", 0.0)
     probs = pred.predict_proba(holdout["text"].tolist())
     want = np.array(read_preds(job)["probs"])
     order = {r: i for i, r in enumerate(read_preds(job)["row_ids"])}
@@ -66,28 +71,45 @@ def test_load_predictor_reproduces_the_job(
         assert v.curve and v.epochs_run
 
 
-@pytest.mark.parametrize("method", ["full", "head-only"])
+@pytest.mark.parametrize(
+    ("method", "blend"), [("full", 0.0), ("head-only", 0.0), ("full", 0.5), ("head-only", 0.5)]
+)
 def test_holdout_never_reaches_the_fit(
-    method: str, bundles, corpora, tmp_path: Path, clean_env, monkeypatch
+    method: str, blend: float, bundles, corpora, tmp_path: Path, clean_env, monkeypatch
 ) -> None:
     """The rule is fitted on as many rows as the validation slice holds, labelled with
-    training labels; the holdout texts are scored only after the fit."""
+    training labels; the holdout texts are scored only after the fit. With a lexical blend the
+    TF-IDF models are fitted on training texts only."""
+    from bedside.engine import lexical
+
     train, holdout = corpora
     calls: list[dict[str, Any]] = []
     real_fit = decision.fit
+    fitted_on: list[set[str]] = []
+    real_tfidf = lexical.fit_tfidf
 
     def spy(val_logits, y_val, classes, how="fitted-offsets"):  # type: ignore[no-untyped-def]
         calls.append({"n": len(y_val), "rows": len(val_logits)})
         return real_fit(val_logits, y_val, classes, how)
 
+    def spy_tfidf(texts, y, n_classes, seed=0):  # type: ignore[no-untyped-def]
+        fitted_on.append(set(texts))
+        return real_tfidf(texts, y, n_classes, seed)
+
     monkeypatch.setattr(decision, "fit", spy)
-    over = {**LEARN, "method": method, "decision_rule": "fitted-offsets"}
+    monkeypatch.setattr(lexical, "fit_tfidf", spy_tfidf)
+    over = {**LEARN, "method": method, "decision_rule": "fitted-offsets", "lexical_blend": blend}
     job = build_job(tmp_path / "job", bundles["encoder"], "encoder", "phase2", train, holdout, over)
     assert run_inprocess(job) == 0
     compute = json.loads((job / "out" / "compute.json").read_text())
     n_val = compute["validation"]["n_validation"]
     assert len(calls) == 1 and calls[0] == {"n": n_val, "rows": n_val}
     assert 0 < n_val < len(train) and n_val != len(holdout)
+    # one model for the validation scores (training part only), one refitted for the holdout
+    assert len(fitted_on) == (2 if blend else 0)
+    assert all(not (f & set(holdout["text"])) and f <= set(train["text"]) for f in fitted_on)
+    if blend:
+        assert len(fitted_on[0]) < len(fitted_on[1])  # the validation rows stay out of the first
 
 
 def test_layer_decay_groups() -> None:

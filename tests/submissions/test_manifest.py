@@ -21,6 +21,7 @@ def test_defaults_filled() -> None:
         "windows": 1, "window_stride": None, "window_pooling": "mean", "layer_lr_decay": 1.0,
         "label_smoothing": 0.0, "decision_rule": "fitted-offsets",
         "freeze_embeddings": False, "checkpoint_minutes": None, "async_checkpoints": True,
+        "compile": False, "objective": "classifier", "lexical_blend": 0.0,
     }  # fmt: skip
     assert d["labels"] == {} and d["descriptions"] == {} and d["description"] == ""
     assert Manifest.from_dict(d).to_dict() == d  # round trip

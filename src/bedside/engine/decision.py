@@ -76,6 +76,7 @@ class DecisionRule:
     windows: dict[str, Any] = field(default_factory=dict)  # how texts are windowed and pooled
     macro_f1_raw: float | None = None
     macro_f1_adjusted: float | None = None
+    lexical_blend: float = 0.0  # the weight of the lexical model's log-probs in the scores
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Class probabilities after the rule: ``softmax(log_softmax(logits) + offsets)``."""
@@ -92,6 +93,7 @@ class DecisionRule:
             "windows": dict(self.windows),
             "macro_f1_raw": self.macro_f1_raw,
             "macro_f1_adjusted": self.macro_f1_adjusted,
+            "lexical_blend": self.lexical_blend,
         }
 
     def save(self, model_dir: Path) -> None:
@@ -117,7 +119,14 @@ class DecisionRule:
                 f"{rule!r}, {len(offsets)} offsets for {len(classes)} classes.",
                 error_class="invalid_input",
             )
-        return cls(rule, offsets, list(classes), dict(d.get("windows") or {}))
+        try:
+            w = float(d.get("lexical_blend") or 0.0)
+        except (TypeError, ValueError) as e:
+            raise JobError(
+                f"{p}: lexical_blend must be a number; found {d.get('lexical_blend')!r}.",
+                error_class="invalid_input",
+            ) from e
+        return cls(rule, offsets, list(classes), dict(d.get("windows") or {}), lexical_blend=w)
 
 
 def fit(

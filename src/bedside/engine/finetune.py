@@ -15,6 +15,9 @@ The loop reads top to bottom. Speed choices, each for a reason:
   (``checkpoint_minutes``), so training does not wait on serialising and fsyncing them;
 - ``freeze_embeddings`` (its own recipe): the word-embedding table gets no gradient and no AdamW
   state;
+- ``compile`` (off by default, :mod:`bedside.engine.compiled`): the training graph through
+  ``torch.compile``, batches padded up to at most eight widths chosen to keep padding under 3 %,
+  so it compiles once per width; the pad fraction of every job is in ``compute.json``;
 - fp32 on CPU (no bf16 hardware there: 5x slower), mixed precision on a GPU.
 
 Determinism: the batch order is a pure function of ``(seed, epoch)``; checkpoints carry the
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +43,10 @@ from bedside.engine.federated import FederatedHooks, PrivateTraining, export
 from bedside.engine.flops import ModelShape
 from bedside.engine.inference import Predictor, window_logits
 from bedside.engine.io import JobContext, Phase2Result, read_texts
+from bedside.engine.lexical import job_lexical
 from bedside.engine.modeling import (
     Encoded,
+    bucket_widths,
     collate,
     load_model,
     load_tokenizer,
@@ -103,11 +109,13 @@ def remap_head(model: Any, mapping: dict[str, str], names: list[str]) -> None:
     model.config.num_labels = len(names)
 
 
-def apply_lora(model: Any, lora: dict[str, Any]) -> Any:
+def apply_lora(model: Any, lora: dict[str, Any], task_type: str = "SEQ_CLS") -> Any:
+    """LoRA adapters on the attention projections; ``task_type`` is peft's (``SEQ_CLS`` for a
+    classification head, ``CAUSAL_LM`` for engine/labeltune.py's label-token objective)."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     cfg = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType[task_type],
         r=int(lora["r"]),
         lora_alpha=int(lora["alpha"]),
         lora_dropout=float(lora["dropout"]),
@@ -187,6 +195,10 @@ def run(ctx: JobContext) -> Phase2Result:
         from bedside.engine import headonly
 
         return headonly.run(ctx, texts, y_all, tr_idx, va_idx, hold_df)
+    if ctx.train.objective == "label-tokens":  # a causal LM trained to write the class name
+        from bedside.engine import labeltune
+
+        return labeltune.run(ctx, texts, y_all, tr_idx, va_idx, hold_df)
 
     tok = load_tokenizer(ctx.bundle, causal=spec.model_kind == "causal-lm")
     settings = window_settings(tr)
@@ -226,6 +238,17 @@ def run(ctx: JobContext) -> Phase2Result:
     )
     private = PrivateTraining(model, opt, fed.dp, bs) if fed is not None and fed.dp else None
     fwd = private.module if private is not None else model
+    compiled = None
+    if ctx.train.compile and private is not None:
+        ctx.log("compile is off for this DP-SGD round (per-example gradient hooks run eagerly)")
+    elif ctx.train.compile:  # bounded shapes: batches padded to a few widths (engine/compiled.py)
+        from bedside.engine.compiled import CompiledTraining
+
+        widths = bucket_widths(enc_tr.lengths, bs, ctx.seed)
+        compiled = CompiledTraining(model, widths, bs)
+        fwd = compiled.module
+        ctx.log(f"torch.compile: training batches padded to widths {compiled.widths}")
+    real_tokens = padded_tokens = 0  # the pad fraction of the training batches, for compute.json
     step_opt = private.optimizer if private is not None else opt
     w = class_weights(y_all[tr_idx], k, tr["class_weighting"])  # per text, not per window
     weight = None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
@@ -302,13 +325,19 @@ def run(ctx: JobContext) -> Phase2Result:
                 st["global_step"] += 1
                 st["step_in_epoch"] = bi + 1
                 continue
-            batch = collate([enc_tr.ids[i] for i in idx], tok.pad_token_id, device)
+            rows = [enc_tr.ids[i] for i in idx]
+            new_shape = False
+            if compiled is not None:
+                batch, new_shape = compiled.collate(rows, tok.pad_token_id, device)
+            else:
+                batch = collate(rows, tok.pad_token_id, device)
+            t_step = time.perf_counter()
             target = torch.as_tensor(y_tr[idx], device=device)
             lr = get_lr(st["global_step"], total, warmup, ctx.train.learning_rate)
             for g in opt.param_groups:
                 g["lr"] = lr * float(g.get("lr_scale", 1.0))
             with autocast(device):
-                logits = fwd(**batch).logits
+                logits = fwd(**batch).logits[: len(idx)]  # without a compiled batch's fill
             loss = torch.nn.functional.cross_entropy(
                 logits.float(), target, weight=weight, label_smoothing=smoothing
             )
@@ -321,7 +350,11 @@ def run(ctx: JobContext) -> Phase2Result:
             scaler.step(step_opt)
             scaler.update()
             step_opt.zero_grad(set_to_none=True)
-            tokens = int(batch["attention_mask"].sum())
+            if new_shape and compiled is not None:  # this step compiled its graphs
+                compiled.compile_steps_s += time.perf_counter() - t_step
+            tokens = int(batch["attention_mask"][: len(idx)].sum())
+            real_tokens += tokens
+            padded_tokens += int(batch["input_ids"].numel())
             counter.add(shape.train_flops(tokens, batch["input_ids"].shape[1]), tokens, "train")
             st["global_step"] += 1
             st["step_in_epoch"] = bi + 1
@@ -364,9 +397,24 @@ def run(ctx: JobContext) -> Phase2Result:
     # The decision rule sees the best model's validation scores only; the holdout has no labels
     # here and never reaches the fit.
     lv = val_logits() if len(va_idx) else np.zeros((0, k))
+    # lexical_blend: a TF-IDF model fitted here on the same rows joins the scores (not in a
+    # federated round, which hands back weights only).
+    blend_w = ctx.train.lexical_blend if fed is None else 0.0
+    every = np.arange(len(texts))  # the lexical model for the holdout learns from every row
+    lv, lex = job_lexical(texts, y_all, tr_idx, va_idx, every, lv, blend_w, k, ctx.seed)
     rule = decision.fit(lv, y_va, ctx.class_names, ctx.train.decision_rule)
     rule.windows = settings
-    predictor = Predictor(model, tok, rule, device, batch_size=bs * 2, settings=settings)
+    rule.lexical_blend = blend_w if lex is not None else 0.0
+    predictor = Predictor(
+        model,
+        tok,
+        rule,
+        device,
+        batch_size=bs * 2,
+        settings=settings,
+        lexical=lex,
+        lexical_weight=rule.lexical_blend,
+    )
     probs = predictor.predict_proba(hold_df["text"].tolist(), counter, progress)
     writer.wait()  # every checkpoint on disk before the job reports done
     # counted before save_model: merging LoRA adapters leaves only the head trainable
@@ -380,6 +428,8 @@ def run(ctx: JobContext) -> Phase2Result:
     else:
         dest = save_model(ctx, model, tok, tr["method"])
         rule.save(dest)
+        if lex is not None:
+            lex.save(dest)
     history = [h for h in st["history"] if h.get("val_macro_f1") is not None]
     best_epoch = next((h["epoch"] for h in history if h["step"] == st["best_step"]), None)
     info = {
@@ -389,7 +439,10 @@ def run(ctx: JobContext) -> Phase2Result:
         "n_params": shape.n_params,
         "n_trainable": n_trainable,
         "recipe": recipe,
+        "lexical_blend": rule.lexical_blend,
         "checkpoint_wait_s": round(writer.seconds_blocked, 3),
+        "train_pad_fraction": round(1 - real_tokens / padded_tokens, 4) if padded_tokens else None,
+        "compile": compiled.info() if compiled is not None else None,
         "validation": ValidationReport(
             macro_f1_raw=rule.macro_f1_raw,
             macro_f1_adjusted=rule.macro_f1_adjusted,

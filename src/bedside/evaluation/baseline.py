@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bedside.engine import lexical
 from bedside.errors import DataError, NotFoundError
 from bedside.evaluation.results import baseline_results, record_result
 from bedside.evaluation.robustness import check_edges, tercile_edges, word_counts
@@ -28,16 +29,8 @@ if TYPE_CHECKING:
     from bedside.workspace import Workspace
 
 BASELINE_LABEL = "internal baseline (TF-IDF + LR)"
-RECIPE: dict[str, Any] = {
-    "model": "tfidf+logreg",
-    "ngram_range": [1, 2],
-    "sublinear_tf": True,
-    "min_df": 2,
-    "C": 4.0,
-    "class_weight": "balanced",
-    "solver": "newton-cg",  # same optimum as lbfgs here, ~8x faster on 36k sparse features
-    "max_iter": 2000,
-}
+# The recipe has one owner, shared with screening and phase 2's lexical blend.
+RECIPE = lexical.RECIPE
 
 
 def tfidf_baseline_probs(
@@ -56,9 +49,6 @@ def tfidf_baseline_probs(
     >>> bool(p[0, 0] > p[0, 1])
     True
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
     if len(train_texts) != len(train_labels):
         raise ValueError(f"{len(train_texts)} training texts but {len(train_labels)} labels.")
     labels = [str(y) for y in train_labels]
@@ -72,35 +62,12 @@ def tfidf_baseline_probs(
             f"the baseline needs training rows of at least 2 classes, found {len(set(labels))}.",
             hint="Add a corpus with several labelled classes.",
         )
-
-    def vectoriser(min_df: int) -> TfidfVectorizer:
-        return TfidfVectorizer(
-            ngram_range=tuple(RECIPE["ngram_range"]),
-            sublinear_tf=True,
-            min_df=min_df,
-            strip_accents="unicode",
-        )
-
-    vec = vectoriser(RECIPE["min_df"])
-    try:
-        x_train = vec.fit_transform(train_texts)
-    except ValueError:  # tiny corpora: no term occurs twice
-        vec = vectoriser(1)
-        x_train = vec.fit_transform(train_texts)
-    model = LogisticRegression(
-        C=RECIPE["C"],
-        class_weight=RECIPE["class_weight"],
-        solver=RECIPE["solver"],
-        max_iter=RECIPE["max_iter"],
-        random_state=seed,
-    )
-    model.fit(x_train, labels)
-    fitted = model.predict_proba(vec.transform(test_texts))
-    out = np.zeros((len(test_texts), len(classes)), dtype=np.float64)
-    column = {c: i for i, c in enumerate(classes)}
-    for j, c in enumerate(model.classes_):
-        out[:, column[str(c)]] = fitted[:, j]
-    return out
+    column = {str(c): i for i, c in enumerate(classes)}
+    model = lexical.fit_tfidf(train_texts, [column[y] for y in labels], len(classes), seed)
+    out = np.exp(model.log_proba(list(test_texts)))
+    seen = {column[y] for y in labels}
+    out[:, [i for i in range(len(classes)) if i not in seen]] = 0.0
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def length_edges(corpus: Corpus) -> list[float]:

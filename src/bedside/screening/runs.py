@@ -356,30 +356,16 @@ class ProbsReader:
 def _baseline_fitter(ws: Workspace, model: ScreeningModel) -> Any:
     """A function texts -> current labels (class indices) from the internal TF-IDF baseline,
     fitted once on the model's training split."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
     from bedside.data.corpus import load_corpus
-    from bedside.evaluation.baseline import RECIPE
+    from bedside.engine.lexical import fit_tfidf
 
     corpus = load_corpus(ws, model.corpus_version_id)
     names = corpus.class_names
-    vec = TfidfVectorizer(
-        ngram_range=tuple(RECIPE["ngram_range"]),
-        sublinear_tf=True,
-        min_df=1,
-        strip_accents="unicode",
-    )
-    x = vec.fit_transform(list(corpus.train["text"]))
-    lr = LogisticRegression(
-        C=RECIPE["C"], class_weight=RECIPE["class_weight"], solver=RECIPE["solver"], max_iter=2000
-    )
-    lr.fit(x, list(corpus.train["label"]))
-    column = [names.index(str(c)) for c in lr.classes_]
+    y = [names.index(str(c)) for c in corpus.train["label"]]
+    lex = fit_tfidf(list(corpus.train["text"]), y, len(names))
 
     def predict(texts: list[str]) -> np.ndarray:
-        p = lr.predict_proba(vec.transform(texts))
-        return np.asarray(column)[p.argmax(axis=1)]
+        return np.asarray(lex.logits(texts)).argmax(axis=1)
 
     return predict
 

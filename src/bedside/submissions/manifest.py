@@ -26,6 +26,9 @@ MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is a page of settings
 KINDS = ("encoder", "classifier", "causal-lm")
 PHASE1_METHOD = {"encoder": "similarity", "classifier": "label-mapping", "causal-lm": "prompt"}
 TRAIN_METHODS = ("full", "lora", "head-only")
+# What phase 2 trains: a classification head over the model ("classifier"), or, for a causal LM,
+# the LM itself to write the class name after phase 1's prompt ("label-tokens", engine/labeltune.py)
+TRAIN_OBJECTIVES = ("classifier", "label-tokens")
 POOLINGS = ("mean", "cls")
 CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")
 WINDOW_POOLINGS = ("mean", "max")
@@ -182,10 +185,20 @@ class TrainConfig:
     freeze_embeddings: bool = False
     checkpoint_minutes: float | None = None
     async_checkpoints: bool = True
+    # The training graph through torch.compile over at most 8 padded widths
+    # (engine/compiled.py); off: compiling MiniLM took 4-5 min on 2 CPU cores, more than a demo
+    # job's whole training (docs/benchmarks.md, issue #18).
+    compile: bool = False
+    objective: str = "classifier"
+    # Phase 2's class log-probabilities mixed with a TF-IDF + LR model fitted in the same job on
+    # the same rows, (1 - w) * log p_model + w * log p_tfidf, before the decision rule
+    # (engine/lexical.py); 0: off.
+    lexical_blend: float = 0.0
 
     def __post_init__(self) -> None:
         s = "train"
         self.method = _choice(s, "method", self.method, TRAIN_METHODS)
+        self.objective = _choice(s, "objective", self.objective, TRAIN_OBJECTIVES)
         self.epochs = _int(s, "epochs", self.epochs, 1, 20)
         self.learning_rate = _float(s, "learning_rate", self.learning_rate, 1e-6, 1e-1)
         self.batch_size = _int(s, "batch_size", self.batch_size, 1, 256)
@@ -209,9 +222,55 @@ class TrainConfig:
         self.decision_rule = _choice(s, "decision_rule", self.decision_rule, DECISION_RULES)
         self.freeze_embeddings = _flag(s, "freeze_embeddings", self.freeze_embeddings)
         self.async_checkpoints = _flag(s, "async_checkpoints", self.async_checkpoints)
+        self.compile = _flag(s, "compile", self.compile)
         if self.checkpoint_minutes is not None:
             self.checkpoint_minutes = _float(
                 s, "checkpoint_minutes", self.checkpoint_minutes, 0.1, 1440.0
+            )
+        self.lexical_blend = _float(s, "lexical_blend", self.lexical_blend, 0.0, 0.9)
+        if self.objective == "label-tokens":
+            self._check_label_tokens()
+
+    def _check_label_tokens(self) -> None:
+        """What the label-token objective cannot combine with (engine/labeltune.py)."""
+        where = f'{MANIFEST_NAME}: train.objective = "label-tokens"'
+        if self.method == "head-only":
+            raise BundleError(
+                f"{where} trains the language model itself; it cannot be head-only.",
+                hint='Use train.method = "lora" (or "full"), or objective = "classifier" '
+                "for a head-only recipe.",
+            )
+        if self.windows > 1:
+            raise BundleError(
+                f"{where} scores each abstract in one prompt, as phase 1 does (truncated to "
+                f"max_length tokens); found train.windows = {self.windows}.",
+                hint='Leave train.windows out, or use objective = "classifier" for windows.',
+            )
+        if self.lexical_blend > 0:
+            raise BundleError(
+                f"{where} scores class names by their log-likelihood; train.lexical_blend "
+                f"applies to the classifier objective only (found {self.lexical_blend:g}).",
+                hint="Leave train.lexical_blend out.",
+            )
+        if self.label_smoothing > 0:
+            raise BundleError(
+                f"{where} trains on the class name's tokens over the whole vocabulary; "
+                f"train.label_smoothing applies to the classifier objective only (found "
+                f"{self.label_smoothing:g}).",
+                hint="Leave train.label_smoothing out.",
+            )
+
+    def check_kind(self, kind: str) -> None:
+        """Refuse an objective the model kind cannot train (the manifest and every job spec
+        call this: one rule)."""
+        if self.objective == "label-tokens" and kind != "causal-lm":
+            raise BundleError(
+                f'{MANIFEST_NAME}: train.objective = "label-tokens" trains a causal language '
+                f"model to write the class name after the phase-1 prompt; a {kind!r} bundle has "
+                'no language-model head to train. Use train.objective = "classifier" (the '
+                'default: a classification head, with train.method = "full", "lora" or '
+                '"head-only").',
+                hint='Remove train.objective, or submit a decoder LLM as kind = "causal-lm".',
             )
 
 
@@ -284,6 +343,7 @@ class Manifest:
                     f"found {p1.prompt!r}."
                 )
         self._check_decoder_phase1()
+        self.train.check_kind(self.kind)
         if self.kind == "classifier" and not self.labels:
             raise BundleError(
                 f"{MANIFEST_NAME}: a classifier bundle needs a [labels] table mapping each checkpoint "
