@@ -179,6 +179,29 @@ def subset(enc: Encoded, idx: np.ndarray) -> Encoded:
     return Encoded([enc.ids[i] for i in idx])
 
 
+def after_epoch(st: dict[str, Any], f1: float | None, patience: int, epochs: int) -> None:
+    """Early stopping after an epoch's validation (before ``st`` records ``f1`` as the best):
+    count epochs without a better macro-F1; finished after ``patience`` of them or ``epochs``."""
+    improved = f1 is not None and (st["best_f1"] is None or f1 > st["best_f1"])
+    st["bad_epochs"] = 0 if improved or f1 is None else st["bad_epochs"] + 1
+    if st["bad_epochs"] > patience or st["epoch"] >= epochs:
+        st["finished"] = True
+
+
+def restore_best(
+    ctx: JobContext, st: dict[str, Any], model: Any, writer: Any, device: torch.device
+) -> None:
+    """Load the best epoch's weights. When the best is the newest checkpoint the model already
+    holds them: no reload, and its write (still in flight) overlaps what the job does next."""
+    if st["best_step"] is None or st["best_step"] == st["global_step"]:
+        return
+    writer.wait()
+    best = ctx.checkpoints / f"checkpoint-{st['best_step']}"
+    if ckpt.is_complete(best):
+        best_w = ckpt.load(best)["model"]
+        ckpt.load_weights(model, {n: t.to(device) for n, t in best_w.items()})
+
+
 def run(ctx: JobContext) -> Phase2Result:
     tr = ctx.manifest["train"]
     spec, counter, progress, device = ctx.spec, ctx.counter, ctx.progress, ctx.device
@@ -371,10 +394,7 @@ def run(ctx: JobContext) -> Phase2Result:
         st["epoch"] += 1
         st["step_in_epoch"] = 0
         f1 = evaluate()
-        improved = f1 is not None and (st["best_f1"] is None or f1 > st["best_f1"])
-        st["bad_epochs"] = 0 if improved or f1 is None else st["bad_epochs"] + 1
-        if st["bad_epochs"] > ctx.train.early_stopping_patience or st["epoch"] >= epochs:
-            st["finished"] = True
+        after_epoch(st, f1, ctx.train.early_stopping_patience, epochs)
         save(f1)
         progress.update(st["global_step"], total, epoch=st["epoch"], val_macro_f1=f1, force=True)
         ctx.log(f"epoch {st['epoch']}: step {st['global_step']}, validation macro-F1 {f1}")
@@ -385,15 +405,9 @@ def run(ctx: JobContext) -> Phase2Result:
 
     if private is not None:
         private.close()
-    best = ctx.checkpoints / f"checkpoint-{st['best_step']}"
     # A federated round hands back its last weights (what FedAvg averages), not the best epoch.
-    # When the best is the newest checkpoint the model already holds its weights: no reload, and
-    # its write (still in flight) overlaps the predictions below.
-    if fed is None and st["best_step"] is not None and st["best_step"] != st["global_step"]:
-        writer.wait()
-        if ckpt.is_complete(best):
-            best_w = ckpt.load(best)["model"]
-            ckpt.load_weights(model, {n: t.to(device) for n, t in best_w.items()})
+    if fed is None:
+        restore_best(ctx, st, model, writer, device)
     # The decision rule sees the best model's validation scores only; the holdout has no labels
     # here and never reaches the fit.
     lv = val_logits() if len(va_idx) else np.zeros((0, k))

@@ -43,11 +43,13 @@ from bedside.engine.dataprep import class_weights, macro_f1
 from bedside.engine.decoder import prepare_for_training
 from bedside.engine.federated import FederatedHooks
 from bedside.engine.finetune import (
+    after_epoch,
     apply_lora,
     freeze_word_embeddings,
     get_lr,
     make_optimizer,
     recipe_name,
+    restore_best,
     save_model,
 )
 from bedside.engine.flops import ModelShape
@@ -260,10 +262,7 @@ def run(
         st["epoch"] += 1
         st["step_in_epoch"], st["loss_sum"], st["loss_rows"] = 0, 0.0, 0
         f1 = evaluate()
-        improved = f1 is not None and (st["best_f1"] is None or f1 > st["best_f1"])
-        st["bad_epochs"] = 0 if improved or f1 is None else st["bad_epochs"] + 1
-        if st["bad_epochs"] > ctx.train.early_stopping_patience or st["epoch"] >= epochs:
-            st["finished"] = True
+        after_epoch(st, f1, ctx.train.early_stopping_patience, epochs)
         save(f1, epoch_loss)
         progress.update(st["global_step"], total, epoch=st["epoch"], val_macro_f1=f1, force=True)
         ctx.log(
@@ -275,12 +274,7 @@ def run(
         st["finished"] = True
         save(evaluate())
 
-    best = ctx.checkpoints / f"checkpoint-{st['best_step']}"
-    if st["best_step"] is not None and st["best_step"] != st["global_step"]:
-        writer.wait()
-        if ckpt.is_complete(best):
-            best_w = ckpt.load(best)["model"]
-            ckpt.load_weights(model, {n: t.to(device) for n, t in best_w.items()})
+    restore_best(ctx, st, model, writer, device)
     # The decision rule sees the best model's validation scores only; the holdout has no labels
     # here and never reaches the fit.
     lv = val_scores() if len(va_idx) else np.zeros((0, k))
