@@ -55,10 +55,10 @@ class DemoPlan:
     llm: bool = False
     budget_pflops: float = 300.0
     submissions: int = 5
-    # Jobs run side by side, each with its share of the cores as its torch threads. On 2 cores
-    # two 1-thread jobs do 1.26x the work of one 2-thread job (mpnet forward, 32 x 128 tokens:
-    # 6.60 s a batch with 2 threads; 10.4 and 10.6 s with two 1-thread processes at once), and
-    # one job's start-up, tokenising and scoring overlap the other's matmuls.
+    # Jobs run side by side, each with its share of the cores as its torch threads. On 2 quiet
+    # cores two 1-thread jobs do 1.03-1.12x the matmul work of one 2-thread job
+    # (bench/lanes.py); the rest of the gain is that one job's start-up, tokenising, head fits
+    # and scoring (single-threaded) overlap the other's matmuls.
     lanes: int = 1
     job_cpus: int = 2
 
