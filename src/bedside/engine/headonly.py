@@ -259,7 +259,7 @@ def run(
     weights = class_weights(y[fit_idx], k, tr["class_weighting"])
     rule = decision.DecisionRule("argmax", [0.0] * k, ctx.class_names)
     best_c, best_f1 = 1.0, None
-    val_scores: dict[float, np.ndarray] = {}
+    val_scores = np.zeros((0, k))  # the chosen head's scores on the validation slice
     if len(fit_idx) and len(set(y[fit_idx])) > 1:
         mean = x_all[fit_idx].mean(0)
         scale = x_all[fit_idx].std(0) + 1e-6
@@ -271,16 +271,14 @@ def run(
         best_c, cv_f1 = choose_c(z[tr_idx], y[tr_idx], k, weights, ctx.seed)
         fitted = _fit(z[tr_idx], y[tr_idx], best_c, weights, ctx.seed)
         h = _head(fitted, k, z.shape[1], np.zeros(z.shape[1]), np.ones(z.shape[1]))
-        val_scores[best_c] = h.logits(z[va_idx])
-        best_f1 = macro_f1(y[va_idx], val_scores[best_c].argmax(1), k)
+        val_scores = h.logits(z[va_idx])
+        best_f1 = macro_f1(y[va_idx], val_scores.argmax(1), k)
         ctx.log(
             f"head-only: C={best_c} (cross-validated macro-F1 {cv_f1:.4f} on the training "
             f"part, validation macro-F1 {best_f1:.4f})"
         )
     w = ctx.train.lexical_blend
-    val, lex = job_lexical(
-        texts, y, tr_idx, va_idx, fit_idx, val_scores.get(best_c, np.zeros((0, k))), w, k, ctx.seed
-    )
+    val, lex = job_lexical(texts, y, tr_idx, va_idx, fit_idx, val_scores, w, k, ctx.seed)
     if len(va_idx) and len(set(y[tr_idx])) > 1:
         # The rule sees the validation slice only; the holdout has no labels in the job.
         rule = decision.fit(val, y[va_idx], ctx.class_names, ctx.train.decision_rule)
